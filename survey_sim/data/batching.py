@@ -1,0 +1,100 @@
+"""Length-grouped, seeded, rank-aware batching and left-padded collation of encoded survey items."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+
+
+@dataclass(frozen=True)
+class EncodedItem:
+    """One item ready for the model: prompt token ids, option token ids and the human target."""
+
+    index: int
+    input_ids: tuple[int, ...]
+    option_ids: tuple[int, ...]
+    target: tuple[float, ...]
+
+
+class LengthGroupedBatchSampler(Sampler[list[int]]):
+    """Batches of similar prompt length, so per-batch padding stays small.
+
+    Training (`shuffle=True`): indices are shuffled with a generator seeded by (seed, epoch), cut into
+    mega-batches of `mega_batches` batches, each sorted by length, then the batch order is shuffled.
+    Evaluation: sorted by length, longest first. With several ranks, batches are dealt round-robin and
+    the last ones repeated so every rank runs the same number of steps (duplicates are dropped when
+    predictions are gathered, by item index).
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0,
+                 num_replicas: int = 1, rank: int = 0, mega_batches: int = 50):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+        self.num_replicas, self.rank, self.mega_batches = num_replicas, rank, mega_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _all_batches(self) -> list[list[int]]:
+        n = len(self.lengths)
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i:i + self.batch_size].tolist() for i in range(0, n, self.batch_size)]
+        rng = np.random.default_rng([self.seed, self.epoch])
+        perm = rng.permutation(n)
+        mega = self.batch_size * self.mega_batches
+        batches = []
+        for start in range(0, n, mega):
+            chunk = perm[start:start + mega]
+            chunk = chunk[np.argsort(-self.lengths[chunk], kind="stable")]
+            batches += [chunk[i:i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batches = self._all_batches()
+        if self.num_replicas > 1 and batches:
+            per_rank = math.ceil(len(batches) / self.num_replicas)
+            batches = batches + batches[: per_rank * self.num_replicas - len(batches)]
+            batches = batches[self.rank::self.num_replicas]
+        return iter(batches)
+
+    def __len__(self) -> int:
+        n_batches = math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(n_batches / self.num_replicas)
+
+
+def collate(items: Sequence[EncodedItem], pad_id: int) -> dict[str, torch.Tensor]:
+    """Left-pad prompts to the batch's longest; pad options to the batch's largest K.
+
+    Returns input_ids/attention_mask [B, T], position_ids [B, T] (counted from the first real token, so a
+    prompt's positions do not depend on its batch), option_ids/option_mask/target [B, K], index [B].
+    """
+    b = len(items)
+    t = max(len(x.input_ids) for x in items)
+    k = max(len(x.option_ids) for x in items)
+    input_ids = torch.full((b, t), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((b, t), dtype=torch.long)
+    option_ids = torch.zeros((b, k), dtype=torch.long)
+    option_mask = torch.zeros((b, k), dtype=torch.bool)
+    target = torch.zeros((b, k), dtype=torch.float32)
+    for row, x in enumerate(items):
+        n, m = len(x.input_ids), len(x.option_ids)
+        input_ids[row, t - n:] = torch.tensor(x.input_ids, dtype=torch.long)
+        attention_mask[row, t - n:] = 1
+        option_ids[row, :m] = torch.tensor(x.option_ids, dtype=torch.long)
+        option_mask[row, :m] = True
+        target[row, :m] = torch.tensor(x.target, dtype=torch.float32)
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    return {
+        "input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
+        "option_ids": option_ids, "option_mask": option_mask, "target": target,
+        "index": torch.tensor([x.index for x in items], dtype=torch.long),
+    }

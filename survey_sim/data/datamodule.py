@@ -1,0 +1,108 @@
+"""`SurveyDataModule`: split-aware, tokenized-once, length-grouped batches of survey items."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Mapping, Sequence
+
+import lightning as L
+from torch.utils.data import DataLoader
+
+from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
+from survey_sim.data.item import SurveyItem
+from survey_sim.errors import ConfigError, TokenizerError
+from survey_sim.option_tokens import option_token_ids
+from survey_sim.prompts import PromptBuilder
+
+log = logging.getLogger(__name__)
+
+
+class SurveyDataModule(L.LightningDataModule):
+    """Serves the train split, the validation split and any number of named evaluation splits.
+
+    `splits` maps split names to items (already transformed: control, shuffling, language). Every item is
+    tokenized once by `encode()`, which also rejects prompts longer than `max_length` and option letters
+    the tokenizer cannot produce as one token, before any model is loaded. Batches carry
+    input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
+    [B, K] and the item index within its split.
+    """
+
+    def __init__(self, splits: Mapping[str, Sequence[SurveyItem]], tokenizer, prompt_builder: PromptBuilder, *,
+                 batch_size: int = 8, eval_batch_size: int = 32, seed: int = 0, max_length: int | None = None,
+                 train_split: str | None = "train", val_split: str | None = "val",
+                 eval_splits: Sequence[str] = (), num_workers: int = 0):
+        super().__init__()
+        missing = [s for s in [train_split, val_split, *eval_splits] if s is not None and s not in splits]
+        if missing:
+            raise ConfigError(f"split(s) {missing} not available; available splits: {sorted(splits)}")
+        self.items = {name: list(items) for name, items in splits.items()}
+        self.tokenizer, self.prompt_builder = tokenizer, prompt_builder
+        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+        self.max_length, self.num_workers = max_length, num_workers
+        self.train_split, self.val_split = train_split, val_split
+        self.eval_split_names = list(eval_splits)
+        self.encoded: dict[str, list[EncodedItem]] = {}
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
+        self._collate = partial(collate, pad_id=pad)
+
+    @property
+    def used_splits(self) -> list[str]:
+        names = [self.train_split, self.val_split, *self.eval_split_names]
+        return list(dict.fromkeys(s for s in names if s is not None))
+
+    def encode(self) -> None:
+        """Tokenize every item of the used splits once (idempotent)."""
+        for name in self.used_splits:
+            if name not in self.encoded:
+                self.encoded[name] = [self._encode_item(name, i, item) for i, item in enumerate(self.items[name])]
+                log.info("split %s: %d items encoded", name, len(self.encoded[name]))
+
+    def _encode_item(self, split: str, index: int, item: SurveyItem) -> EncodedItem:
+        ids = self.prompt_builder.encode(item)
+        if self.max_length is not None and len(ids) > self.max_length:
+            raise TokenizerError(
+                f"split {split}, item {index} ({item.group!r}, question {item.question_id!r}): the prompt has "
+                f"{len(ids)} tokens, longer than the model's context of {self.max_length}")
+        try:
+            options = option_token_ids(self.tokenizer, item.letters,
+                                       self.prompt_builder.answer_prefix(item.language))
+        except TokenizerError as err:
+            raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
+                                 f"{item.question_id!r}): {err}") from err
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.encode()
+
+    def _rank(self) -> tuple[int, int]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 1, 0
+        return trainer.world_size, trainer.global_rank
+
+    def _loader(self, split: str, *, train: bool) -> DataLoader:
+        data = self.encoded[split]
+        replicas, rank = self._rank()
+        sampler = LengthGroupedBatchSampler(
+            [len(x.input_ids) for x in data], self.batch_size if train else self.eval_batch_size,
+            shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank)
+        return DataLoader(data, batch_sampler=sampler, collate_fn=self._collate, num_workers=self.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_split is None:
+            raise ConfigError("no training split configured")
+        return self._loader(self.train_split, train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        if self.val_split is None:
+            return []
+        return self._loader(self.val_split, train=False)
+
+    def test_dataloader(self) -> list[DataLoader]:
+        return [self._loader(s, train=False) for s in self.eval_split_names]
+
+    def predict_dataloader(self) -> list[DataLoader]:
+        return self.test_dataloader()

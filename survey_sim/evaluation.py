@@ -1,0 +1,66 @@
+"""Turn predicted option distributions into prediction rows and per-split metrics.
+
+Predictions arrive in each item's current option order (possibly shuffled or cyclically shifted); they are
+mapped back to the original order before any metric, and predictions of the shifted copies of one item
+(permutation averaging) are averaged into one row.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from survey_sim.data.item import SurveyItem
+from survey_sim.data.transforms import cyclic_shift
+from survey_sim.metrics import aggregate, item_metrics
+
+
+def expand_permutations(items: Sequence[SurveyItem], n: int) -> tuple[list[SurveyItem], list[int]]:
+    """Each item followed by its cyclic shifts 1..n-1 (capped at its option count); returns items and base index."""
+    if n < 1:
+        raise ValueError(f"permutations must be >= 1, got {n}")
+    out, base = [], []
+    for i, item in enumerate(items):
+        for s in range(min(n, item.num_options)):
+            out.append(item if s == 0 else cyclic_shift(item, s))
+            base.append(i)
+    return out, base
+
+
+def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]],
+                    base: Sequence[int] | None = None) -> list[dict]:
+    """One row per base item: human and predicted distributions in original order, spread, metrics."""
+    base = list(range(len(items))) if base is None else list(base)
+    if len(base) != len(items) or len(probs) != len(items):
+        raise ValueError(f"{len(items)} items, {len(probs)} predictions, {len(base)} base indices")
+    grouped: dict[int, list[np.ndarray]] = {}
+    first: dict[int, SurveyItem] = {}
+    for item, p, b in zip(items, probs, base):
+        q = np.asarray(item.to_original_order(np.asarray(p, dtype=np.float64)[: item.num_options]))
+        grouped.setdefault(b, []).append(q)
+        first.setdefault(b, item)
+    rows = []
+    for b in sorted(grouped):
+        item, preds = first[b], np.stack(grouped[b])
+        q = preds.mean(axis=0)
+        q = q / q.sum()
+        human = np.asarray(item.to_original_order(item.distribution))
+        order = list(item.option_order)
+        row = {
+            "split": item.split, "group": item.group, "prompt_group": item.prompt_group,
+            "question_id": item.question_id, "language": item.language,
+            "letters": list(item.letters),  # transforms keep the letter sequence at positions
+            "options": [item.options[order.index(j)] for j in range(item.num_options)],
+            "option_order": order, "transforms": list(item.transforms), "source": item.source,
+            "human": human.tolist(), "pred": q.tolist(), "n_permutations": len(preds),
+            "pred_std": preds.std(axis=0).tolist(),
+        }
+        row.update(item_metrics(human, q))
+        rows.append(row)
+    return rows
+
+
+def split_metrics(rows: Sequence[dict]) -> dict:
+    """Mean metrics over the rows of one split, with n_items."""
+    return aggregate(list(rows))

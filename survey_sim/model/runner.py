@@ -1,0 +1,122 @@
+"""Zero-shot and fine-tuned simulator runs: tokenize, load the model, train, evaluate every split."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from survey_sim.data.datamodule import SurveyDataModule
+from survey_sim.data.item import SurveyItem
+from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
+from survey_sim.model.loading import context_length, load_model, load_tokenizer
+from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter
+from survey_sim.prompts import PromptBuilder
+from survey_sim.training import build_logger, build_trainer
+
+log = logging.getLogger(__name__)
+
+
+def resolve_adapter(path: str) -> str:
+    """A run folder (holding adapter/) or an adapter folder or a Hugging Face adapter id."""
+    p = Path(path).expanduser()
+    if (p / "adapter" / "adapter_config.json").exists():
+        return str(p / "adapter")
+    return str(p) if p.exists() else path
+
+
+def save_adapter(module: SurveySimulator, out_dir: Path) -> Path:
+    """Write the PEFT adapter to out_dir/adapter via a temporary folder and a rename."""
+    final, tmp = out_dir / "adapter", out_dir / ".adapter.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    module.backbone.save_pretrained(str(tmp))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def last_checkpoint(out_dir: Path) -> str | None:
+    ckpt = out_dir / "checkpoints" / "last.ckpt"
+    return str(ckpt) if ckpt.exists() else None
+
+
+def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], tokenizer,
+                     *, train: bool) -> tuple[SurveyDataModule, dict, dict]:
+    """DataModule over the training split and the (permutation-expanded) evaluation splits, encoded."""
+    expanded, bases = {}, {}
+    for name in eval_names:
+        expanded[name], bases[name] = expand_permutations(splits[name], int(cfg.permutations))
+    data = dict(expanded)
+    if train:
+        data["train"] = splits["train"]
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    dm = SurveyDataModule(
+        data, tokenizer, builder, batch_size=int(cfg.model.batch_size),
+        eval_batch_size=int(cfg.model.eval_batch_size), seed=int(cfg.seed),
+        max_length=context_length(cfg.model, tokenizer), train_split="train" if train else None,
+        val_split="val" if "val" in eval_names else None, eval_splits=eval_names)
+    dm.encode()
+    return dm, expanded, bases
+
+
+def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str],
+                  out_dir: Path) -> tuple[dict[str, list[dict]], list[dict], dict]:
+    """Returns prediction rows per split, the training history and extra metrics (zero-shot comparison)."""
+    train = bool(cfg.method.train)
+    tokenizer = load_tokenizer(cfg.model)
+    dm, expanded, bases = build_datamodule(cfg, splits, eval_names, tokenizer, train=train)
+
+    rows: dict[str, list[dict]] = {}
+
+    def evaluate(split: str, probs) -> dict:
+        rows[split] = prediction_rows(expanded[split], probs.numpy(), bases[split])
+        return split_metrics(rows[split])
+
+    backbone = load_model(cfg.model)
+    if cfg.adapter_path:
+        backbone = load_adapter(backbone, resolve_adapter(str(cfg.adapter_path)), trainable=train)
+    elif train:
+        backbone = add_lora(backbone, cfg.model.lora)
+    loss_kwargs = {k: v for k, v in cfg.loss.items() if k != "name"}
+    module = SurveySimulator(
+        backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.trainer.optim.lr),
+        weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),
+        eval_split_names=eval_names, val_split=dm.val_split, evaluate_fn=evaluate,
+        gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing))
+    logger = build_logger(cfg, out_dir)
+    trainer = build_trainer(cfg, out_dir, logger)
+    extra: dict = {}
+    if train and cfg.method.get("eval_before_training", False):
+        trainer.test(module, datamodule=dm, verbose=False)
+        extra["before_training"] = {s: split_metrics(r) for s, r in rows.items()}
+    if train:
+        trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(out_dir) if cfg.resume else None)
+        if trainer.is_global_zero:
+            save_adapter(module, out_dir)
+    trainer.test(module, datamodule=dm, verbose=False)
+    log_to_wandb(logger, rows)
+    return rows, module.history, extra
+
+
+def log_to_wandb(logger, rows: dict[str, list[dict]]) -> None:
+    """A predictions table and a per-country 1-JSD bar chart per split, when logging to W&B."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    if not isinstance(logger, WandbLogger):
+        return
+    import wandb
+
+    columns = ["split", "group", "prompt_group", "question_id", "human", "pred", "jsd", "emd", "accuracy"]
+    data = [[r[c] if not isinstance(r[c], list) else str([round(x, 4) for x in r[c]]) for c in columns]
+            for split_rows in rows.values() for r in split_rows]
+    logger.log_table(key="predictions", columns=columns, data=data)
+    for split, split_rows in rows.items():
+        by_country: dict[str, list[float]] = {}
+        for r in split_rows:
+            by_country.setdefault(r["group"], []).append(r["jsd"])
+        table = wandb.Table(columns=["country", "jsd"],
+                            data=[[c, sum(v) / len(v)] for c, v in sorted(by_country.items())])
+        logger.experiment.log({f"charts/{split}/jsd_by_country":
+                               wandb.plot.bar(table, "country", "jsd", title=f"1-JSD by country ({split})")})

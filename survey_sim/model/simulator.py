@@ -1,0 +1,179 @@
+"""`SurveySimulator`: a causal LM (+ LoRA) read out at the option letters of the next token."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable, Mapping, Sequence
+
+import lightning as L
+import torch
+from torch import nn
+
+from survey_sim.errors import SurveySimError
+from survey_sim.losses import get_loss, masked_log_softmax
+
+log = logging.getLogger(__name__)
+
+MAX_OPTIONS = 26
+
+
+class NonFiniteLossError(SurveySimError, FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+def add_lora(backbone: nn.Module, lora: Mapping) -> nn.Module:
+    """Wrap `backbone` in a PEFT LoRA adapter (r, alpha, dropout, target_modules from `lora`)."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+                        target_modules=list(lora["target_modules"]), bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(backbone, config)
+
+
+def load_adapter(backbone: nn.Module, path: str, *, trainable: bool) -> nn.Module:
+    """Load a saved PEFT adapter (a folder written by `save_adapter`, or a Hugging Face adapter id)."""
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(backbone, path, is_trainable=trainable)
+
+
+def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    body = getattr(base, base.base_model_prefix, None)
+    head = base.get_output_embeddings()
+    if body is None or head is None:
+        raise SurveySimError(f"{type(base).__name__} exposes no decoder body ({base.base_model_prefix!r}) "
+                             "or output embedding")
+    return body, head
+
+
+class SurveySimulator(L.LightningModule):
+    """Predicts a distribution over each item's options from the next-token logits of the option letters.
+
+    Only the last position's hidden state is computed into logits, and only against the K option rows of
+    the output embedding, so no [batch, seq, vocab] tensor is ever built. Logits are divided by
+    `temperature` (1 unless calibrated), then log-softmaxed over the item's valid options.
+    Evaluation batches are collected per split; `predictions[split]` holds [N, 26] probabilities in item
+    index order after each validation/test epoch, gathered from all ranks without duplicates.
+    """
+
+    def __init__(self, backbone: nn.Module, *, loss: str = "kl", loss_kwargs: Mapping | None = None,
+                 lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
+                 eval_split_names: Sequence[str] = (), val_split: str | None = "val",
+                 evaluate_fn: Callable[[str, torch.Tensor], dict] | None = None,
+                 gradient_checkpointing: bool = False):
+        super().__init__()
+        self.backbone = backbone
+        self.loss_name = loss
+        self.loss_fn = get_loss(loss, **dict(loss_kwargs or {}))
+        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
+        self.eval_split_names, self.val_split = list(eval_split_names), val_split
+        self.evaluate_fn = evaluate_fn
+        self.register_buffer("temperature", torch.ones(()), persistent=False)
+        self.predictions: dict[str, torch.Tensor] = {}
+        self.history: list[dict] = []
+        self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
+        self.strict_loading = False  # checkpoints hold only the trainable (adapter) weights
+        if gradient_checkpointing:
+            self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(self.backbone, "enable_input_require_grads"):
+                self.backbone.enable_input_require_grads()
+
+    # ---- forward -------------------------------------------------------------------------------------
+    def option_logits(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """[B, K] float32 logits of the option tokens at the prediction point (the last position)."""
+        body, head = _body_and_head(self.backbone)
+        out = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   position_ids=batch["position_ids"], use_cache=False)
+        hidden = out.last_hidden_state[:, -1]                      # [B, H]
+        rows = head.weight[batch["option_ids"]]                    # [B, K, H]
+        logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[batch["option_ids"]].float()
+        return logits
+
+    def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Masked log-probabilities [B, K] over each item's options."""
+        return masked_log_softmax(self.option_logits(batch) / self.temperature, batch["option_mask"])
+
+    # ---- training ------------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        loss = self.loss_fn(self(batch), batch["target"], batch["option_mask"])
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
+                f"batch {batch_idx} (items {batch['index'].tolist()}); stopping instead of training on")
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["index"]))
+        self.history.append({"step": int(self.global_step), "epoch": int(self.current_epoch),
+                             "train/loss": float(loss.detach())})
+        return loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            raise SurveySimError("nothing to train: the model has no trainable parameters (no LoRA adapter?)")
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.warmup_steps <= 0:
+            return opt
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / self.warmup_steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    # ---- evaluation ----------------------------------------------------------------------------------
+    def _collect(self, split: str, batch) -> torch.Tensor:
+        log_probs = self(batch)
+        probs = torch.zeros(len(batch["index"]), MAX_OPTIONS, device=log_probs.device)
+        probs[:, : log_probs.shape[1]] = log_probs.exp().masked_fill(~batch["option_mask"], 0.0)
+        self._collected.setdefault(split, []).append((batch["index"], probs))
+        return log_probs
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        log_probs = self._collect(self.val_split, batch)
+        loss = self.loss_fn(log_probs, batch["target"], batch["option_mask"])
+        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["index"]), sync_dist=True)
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        self._collect(self.eval_split_names[dataloader_idx], batch)
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        return self(batch).exp()
+
+    def _finish(self, stage: str) -> None:
+        for split, parts in self._collected.items():
+            index = torch.cat([i for i, _ in parts])
+            probs = torch.cat([p for _, p in parts])
+            if self.trainer is not None and self.trainer.world_size > 1:
+                index = self.all_gather(index).reshape(-1)
+                probs = self.all_gather(probs).reshape(-1, MAX_OPTIONS)
+            n = int(index.max()) + 1 if len(index) else 0
+            out = torch.full((n, MAX_OPTIONS), float("nan"), device=probs.device)
+            out[index] = probs  # duplicates (padding batches of other ranks) carry identical values
+            if torch.isnan(out[:, 0]).any():
+                raise SurveySimError(f"split {split}: predictions missing for some items after gathering")
+            self.predictions[split] = out.float().cpu()
+            if self.evaluate_fn is not None:
+                summary = self.evaluate_fn(split, self.predictions[split])
+                name = "val" if stage == "val" else f"test/{split}"
+                self.log_dict({f"{name}/{k}": float(v) for k, v in summary.items() if k != "n_items"},
+                              rank_zero_only=True)
+        self._collected = {}
+
+    def on_validation_epoch_start(self) -> None:
+        self._collected = {}
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._collected = {}
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    # ---- checkpoints hold the adapter only ----------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        checkpoint["survey_sim_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.history = list(checkpoint.get("survey_sim_history", []))

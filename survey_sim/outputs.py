@@ -1,0 +1,75 @@
+"""What a run leaves in its folder: config, predictions, metrics, provenance; all written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+import survey_sim
+from survey_sim.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+
+LIBRARIES = ("torch", "lightning", "transformers", "peft", "hydra-core", "omegaconf", "numpy", "scipy", "pot")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def git_commit() -> str | None:
+    """The commit of the survey-sim checkout, with '+dirty' when it has uncommitted changes."""
+    repo = Path(survey_sim.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def run_info(data_files: Iterable[Path] = ()) -> dict:
+    """Package version, git commit, library versions and hashes of the data files read."""
+    versions = {}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = importlib.metadata.version(lib)
+        except importlib.metadata.PackageNotFoundError:
+            versions[lib] = None
+    return {
+        "survey_sim": survey_sim.__version__, "git_commit": git_commit(), "python": sys.version.split()[0],
+        "platform": platform.platform(), "libraries": versions,
+        "data_files": {str(p): file_sha256(Path(p)) for p in sorted(set(map(str, data_files)))},
+    }
+
+
+def write_config(out_dir: Path, cfg: DictConfig) -> None:
+    atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def write_results(out_dir: Path, rows: Iterable[Mapping], metrics: Mapping) -> None:
+    """predictions.jsonl first, then metrics.json, whose presence marks a complete run."""
+    atomic_write_jsonl(out_dir / "predictions.jsonl", rows)
+    atomic_write_json(out_dir / "metrics.json", metrics)
+
+
+def format_table(split_metrics: Mapping[str, Mapping[str, float]],
+                 columns: tuple[str, ...] = ("jsd", "emd", "accuracy", "a_bias")) -> str:
+    """A plain-text table of metrics per split."""
+    head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>10}" for c in columns)
+    lines = [head, "-" * len(head)]
+    for split, m in split_metrics.items():
+        cells = "".join(f"{m[c]:>10.4f}" if c in m and m[c] is not None else f"{'-':>10}" for c in columns)
+        lines.append(f"{split:<22}{int(m.get('n_items', 0)):>6}{cells}")
+    return "\n".join(lines)

@@ -1,0 +1,107 @@
+"""One experiment run, from a composed config to a complete run folder.
+
+Order: validate the config (no model loaded), load and transform the splits, tokenize every prompt
+(rejecting over-long prompts and unusable option letters), then load the model, train and/or evaluate,
+and write config.yaml, run_info.json, predictions.jsonl and metrics.json (last).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+from omegaconf import DictConfig
+
+from survey_sim.baselines import BASELINES, make_baseline
+from survey_sim.data.item import SurveyItem
+from survey_sim.data.splits import data_files, load_splits
+from survey_sim.data.transforms import country_swap, shuffle_options
+from survey_sim.errors import ConfigError
+from survey_sim.evaluation import split_metrics
+from survey_sim.io import atomic_write_json
+from survey_sim.losses import LOSSES
+from survey_sim.model.loading import validate_model_config
+from survey_sim.outputs import format_table, run_info, write_config, write_results
+
+log = logging.getLogger(__name__)
+
+SIMULATOR_METHODS = ("zs", "ft")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Config checks that need no model and no data files."""
+    method = cfg.method.name
+    if method not in SIMULATOR_METHODS and method not in BASELINES:
+        raise ConfigError(f"unknown method {method!r}; valid: {', '.join((*SIMULATOR_METHODS, *BASELINES))}")
+    if cfg.loss.name not in LOSSES:
+        raise ConfigError(f"unknown loss {cfg.loss.name!r}; valid: {', '.join(LOSSES)}")
+    if int(cfg.permutations) < 1:
+        raise ConfigError(f"permutations must be >= 1, got {cfg.permutations}")
+    if cfg.method.kind == "simulator":
+        validate_model_config(cfg.model)
+
+
+def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> list[str]:
+    names = list(cfg.eval_splits) if cfg.eval_splits else list(cfg.data.test_splits)
+    unknown = [n for n in names if n not in splits]
+    if unknown:
+        raise ConfigError(f"evaluation split(s) {unknown} unknown; available: {sorted(splits)}")
+    empty = [n for n in names if not splits[n]]
+    if empty:
+        raise ConfigError(f"evaluation split(s) {empty} are empty after filtering")
+    return names
+
+
+def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[str]]:
+    """Load the data config's splits and apply the control / shuffling transforms of this run."""
+    splits = load_splits(cfg.data)
+    names = eval_split_names(cfg, splits)
+    seed = int(cfg.seed)
+    if cfg.control:
+        pool = sorted({it.group for items in splits.values() for it in items})
+        splits = {k: country_swap(v, pool, seed) for k, v in splits.items()}
+    if cfg.shuffle.train and "train" in splits:
+        splits["train"] = shuffle_options(splits["train"], seed)
+    if cfg.shuffle.eval:
+        splits.update({k: shuffle_options(splits[k], seed + 1) for k in ["val", *names] if k in splits})
+    return splits, names
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run one configured experiment; returns the metrics written to metrics.json."""
+    started = time.time()
+    validate(cfg)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    splits, names = prepare_splits(cfg)
+    eval_names = list(dict.fromkeys((["val"] if splits.get("val") else []) + names))
+    write_config(out_dir, cfg)
+
+    if cfg.method.kind == "baseline":
+        from survey_sim.baselines.runner import run_baseline
+        rows, history, extra = run_baseline(cfg, splits, eval_names)
+    else:
+        from survey_sim.model.runner import run_simulator
+        rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
+
+    by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    metrics = {
+        "run": {"model": cfg.model.name if cfg.method.kind == "simulator" else None,
+                "method": cfg.method.name, "control": bool(cfg.control),
+                "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
+                "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
+                "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
+                "seed": int(cfg.seed), "name": str(cfg.run_name)},
+        "splits": by_split, "history": history, **extra,
+    }
+    atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),
+                                                   "seconds": round(time.time() - started, 1)})
+    write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
+    print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
+    print(format_table(by_split))
+    print(f"outputs: {out_dir}")
+    return metrics
+

@@ -1,0 +1,59 @@
+"""Build the Lightning Trainer and its logger from the `trainer` and `logger` config groups."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from survey_sim.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+LOGGERS = ("wandb", "csv")
+
+
+def default_precision() -> str:
+    """bf16 autocast on GPUs that support it, full fp32 elsewhere."""
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def build_logger(cfg: DictConfig, out_dir: Path) -> Logger:
+    """W&B (offline unless logged in and mode=online) or CSV logs inside the run folder."""
+    name = cfg.logger.name
+    if name == "csv":
+        return CSVLogger(save_dir=str(out_dir), name="csv_logs", version="")
+    if name == "wandb":
+        return WandbLogger(project=cfg.logger.project, entity=cfg.logger.get("entity"), name=str(cfg.run_name),
+                           save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
+                           tags=list(cfg.logger.get("tags") or []),
+                           config=OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+    raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
+
+
+def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Trainer:
+    """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints."""
+    t = cfg.trainer
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
+                                 every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
+                                 save_top_k=1, monitor=None)]
+    return L.Trainer(
+        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
+        strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision or default_precision(),
+        accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
+        val_check_interval=t.val_check_interval, log_every_n_steps=t.log_every_n_steps,
+        limit_train_batches=t.limit_train_batches, enable_progress_bar=t.enable_progress_bar,
+        deterministic=t.deterministic, logger=logger if logger is not None else False, callbacks=callbacks,
+        default_root_dir=str(out_dir), use_distributed_sampler=False, enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )

@@ -1,0 +1,71 @@
+"""The option-only fast path equals the straightforward computation (full logits, then gather)."""
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from survey_sim.data.batching import EncodedItem, collate
+from survey_sim.model.simulator import SurveySimulator, add_lora
+
+LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+
+
+def _model():
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval()
+
+
+def _batch():
+    g = torch.Generator().manual_seed(1)
+    items = []
+    for i, (n, k) in enumerate([(9, 4), (3, 2), (14, 5)]):
+        ids = torch.randint(1, 97, (n,), generator=g).tolist()
+        opts = torch.randperm(96, generator=g)[:k].add(1).tolist()
+        target = torch.rand(k, generator=g)
+        items.append(EncodedItem(i, tuple(ids), tuple(opts), tuple((target / target.sum()).tolist())))
+    return items, collate(items, pad_id=0)
+
+
+def _naive_log_probs(model, items):
+    """One prompt at a time, no padding: full-vocabulary logits, last position, gather, softmax."""
+    out = []
+    for x in items:
+        logits = model(input_ids=torch.tensor([x.input_ids])).logits[0, -1]
+        out.append(torch.log_softmax(logits[list(x.option_ids)], -1))
+    return out
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_fast_path_matches_full_logits(lora):
+    model = _model()
+    if lora:
+        model = add_lora(model, LORA)
+        for name, p in model.named_parameters():  # non-zero B so the adapter changes the output
+            if "lora_B" in name:
+                torch.nn.init.normal_(p, std=0.5)
+    sim = SurveySimulator(model, loss="kl").eval()
+    items, batch = _batch()
+    with torch.no_grad():
+        fast = sim(batch)
+        naive = _naive_log_probs(model, items)
+    for row, (x, ref) in enumerate(zip(items, naive)):
+        k = len(x.option_ids)
+        torch.testing.assert_close(fast[row, :k], ref, atol=1e-5, rtol=0)
+        assert torch.all(fast[row, k:] == float("-inf")) or torch.all(fast[row, k:].exp() == 0)
+
+
+def test_training_step_updates_only_the_adapter_and_stops_on_nan():
+    model = add_lora(_model(), LORA)
+    sim = SurveySimulator(model, loss="kl", lr=1e-2)
+    items, batch = _batch()
+    opt = sim.configure_optimizers()
+    frozen = {n: p.clone() for n, p in sim.named_parameters() if not p.requires_grad}
+    loss = sim.training_step(batch, 0)
+    loss.backward()
+    opt.step()
+    assert all(torch.equal(p, frozen[n]) for n, p in sim.named_parameters() if n in frozen)
+    batch["target"][0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="batch 7"):
+        sim.training_step(batch, 7)
