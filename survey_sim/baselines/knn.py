@@ -44,7 +44,7 @@ class KNNBaseline(Baseline):
     name = "knn"
 
     def __init__(self, k: int = 1, weighting: str = "inverse_distance", eps: float = 1e-6,
-                 temperature: float = 0.05, model_path: str | None = None, batch_size: int = 64,
+                 temperature: float = 0.05, encoder_path: str | None = None, batch_size: int = 64,
                  max_length: int = 256, device: str = "cpu", encoder: SentenceEncoder | None = None) -> None:
         super().__init__()
         if int(k) < 1:
@@ -54,7 +54,7 @@ class KNNBaseline(Baseline):
         if eps <= 0 or temperature <= 0:
             raise ConfigError(f"knn: eps and temperature must be > 0, got eps={eps}, temperature={temperature}")
         self.k, self.weighting, self.eps, self.temperature = int(k), weighting, float(eps), float(temperature)
-        self.encoder = encoder or SentenceEncoder(model_path, batch_size=batch_size, max_length=max_length,
+        self.encoder = encoder or SentenceEncoder(encoder_path, batch_size=batch_size, max_length=max_length,
                                                   device=device)
 
     def _fit(self, train_items: list[SurveyItem]) -> None:
