@@ -83,8 +83,8 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
     positions = rng.normal(0.0, 1.0, size=(n_countries, n_dims))
 
     question_idx = rng.permutation(len(QUESTIONS))[:n_questions]
-    loadings = rng.normal(0.0, 0.9, size=(n_questions, n_dims))
-    loadings[:, 0] += 0.6  # questions lean the same way on the first dimension: a country main effect
+    loadings = rng.normal(0.0, 0.7, size=(n_questions, n_dims))
+    loadings[:, 0] += 1.0  # questions lean the same way on the first dimension: a country main effect
     shifts = rng.normal(0.0, 1.0, size=n_questions)  # the question prior: where the answers centre
     questions = []
     for q in range(n_questions):
