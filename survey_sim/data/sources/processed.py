@@ -170,7 +170,7 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
     for fld in ("instruction", "input", "data_type"):
         if not isinstance(record[fld], str):
             fail(fld, f"expected a string, got {type(record[fld]).__name__}")
-    if "source" in record and not isinstance(record["source"], str):
+    if record.get("source") is not None and not isinstance(record["source"], str):
         fail("source", f"expected a string, got {type(record['source']).__name__}")
     n_resp = record.get("n_respondents")
     if n_resp is not None and not (_number(n_resp) and math.isfinite(n_resp) and n_resp >= 0):
