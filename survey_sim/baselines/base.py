@@ -34,7 +34,9 @@ class Baseline:
     `predict` returns, for each item, probabilities over the item's options in its
     CURRENT order (the runner maps them back to the original order). Items that a
     baseline cannot predict get the uniform distribution; those are recorded in
-    `fallbacks` (item key, reason) for the last `predict` call and logged.
+    `fallbacks` (item key, reason) for the last `predict` call and logged, and
+    counted in `stats` over all `predict` calls since `fit` (items, fallbacks,
+    fallbacks per split and per reason), which a run stores in its metrics.json.
     """
 
     name: str = ""
@@ -42,6 +44,7 @@ class Baseline:
     def __init__(self) -> None:
         self.fallbacks: list[tuple[tuple[str, str, str], str]] = []
         self._fitted = False
+        self.stats: dict = {}
 
     @property
     def n_fallback(self) -> int:
@@ -49,8 +52,11 @@ class Baseline:
         return len(self.fallbacks)
 
     def fit(self, train_items: list[SurveyItem]) -> Baseline:
-        self._fit(list(train_items))
+        train_items = list(train_items)
+        self._fit(train_items)
         self._fitted = True
+        self.stats = {"train_items": len(train_items), "items": 0, "fallback": 0, "fallback_by_split": {},
+                      "fallback_reasons": {}}
         return self
 
     def predict(self, items: list[SurveyItem]) -> list[np.ndarray]:
@@ -59,6 +65,8 @@ class Baseline:
         self.fallbacks = []
         items = list(items)
         preds = self._predict(items)
+        self.stats["items"] += len(items)
+        self.stats["fallback"] += len(self.fallbacks)
         if self.fallbacks:
             reasons: dict[str, int] = {}
             for _, why in self.fallbacks:
@@ -70,6 +78,9 @@ class Baseline:
 
     def _fallback(self, item: SurveyItem, reason: str) -> np.ndarray:
         self.fallbacks.append((item.key, reason))
+        by_split, by_reason = self.stats["fallback_by_split"], self.stats["fallback_reasons"]
+        by_split[item.split] = by_split.get(item.split, 0) + 1
+        by_reason[reason] = by_reason.get(reason, 0) + 1
         return uniform(item)
 
     def _fit(self, train_items: list[SurveyItem]) -> None:

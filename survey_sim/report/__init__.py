@@ -1,0 +1,171 @@
+"""Collect run folders into the paper's tables, a tidy CSV and figures: `python -m survey_sim.report RUNS...`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from survey_sim.errors import ConfigError
+from survey_sim.io import atomic_write_text
+from survey_sim.report.collect import Run, RunGroup, SkippedRun, collect_runs, group_runs
+from survey_sim.report.plots import (
+    ItemKey,
+    choose_items,
+    diversity_points,
+    find_items,
+    plot_diversity,
+    plot_items,
+    plot_loss_curves,
+    plot_per_country,
+    save_figure,
+)
+from survey_sim.report.tables import (
+    TABLE_METRICS,
+    Table,
+    build_table,
+    default_splits,
+    load_paper_numbers,
+    ordered_splits,
+    results_frame,
+    table_frame,
+    to_latex,
+    to_markdown,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    out: Path
+    runs: list[Run]
+    skipped: list[SkippedRun]
+    splits: list[str]
+    tables: dict[str, Table] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+
+
+def parse_item(spec: str) -> ItemKey:
+    """'SPLIT:GROUP:QUESTION_ID' or 'GROUP:QUESTION_ID' (any split) as an item key."""
+    parts = spec.rsplit(":", 2)
+    if len(parts) == 2:
+        parts = ["", *parts]
+    if len(parts) != 3 or not parts[1] or not parts[2]:
+        raise ConfigError(f"item {spec!r}: expected SPLIT:GROUP:QUESTION_ID or GROUP:QUESTION_ID")
+    return parts[0], parts[1], parts[2]
+
+
+def select_splits(runs: list[Run], requested: list[str] | None) -> list[str]:
+    """The requested splits (each must occur in some run), else every test split present (no train/val)."""
+    present = {s for r in runs for s in r.splits}
+    if requested:
+        unknown = [s for s in requested if s not in present]
+        if unknown:
+            raise ConfigError(f"split(s) {unknown} not in any run; available: {ordered_splits(present)}")
+        return list(requested)
+    return [s for s in default_splits(runs) if s != "val"] or default_splits(runs)
+
+
+def write_plots(groups: list[RunGroup], runs: list[Run], splits: list[str], plot_dir: Path,
+                items: list[ItemKey] | None = None) -> list[Path]:
+    """Every report figure as a PNG under `plot_dir`; returns the files written."""
+    files = []
+    for split in splits:
+        name = slug(split)
+        files.append(save_figure(plot_per_country(groups, split, "jsd"), plot_dir / f"per_country_jsd_{name}.png"))
+        files.append(save_figure(plot_per_country(groups, split, "accuracy"),
+                                 plot_dir / f"accuracy_per_country_{name}.png"))
+        if any(len(diversity_points(g, split)) for g in groups):
+            files.append(save_figure(plot_diversity(groups, split), plot_dir / f"diversity_{name}.png"))
+    loss = plot_loss_curves(runs)
+    if loss is not None:
+        files.append(save_figure(loss, plot_dir / "loss_curves.png"))
+    for i, group in enumerate(groups):
+        fig = plot_items(group, items or choose_items(group, 3, splits))
+        if fig is not None:
+            files.append(save_figure(fig, plot_dir / f"items_{i:02d}_{slug(group.label)}.png"))
+    return files
+
+
+def log_to_wandb(frame, out: Path, project: str) -> None:
+    """Log the tidy results as a wandb.Table in an offline W&B run under `out`."""
+    try:
+        import wandb
+    except ImportError as exc:
+        raise ConfigError("--wandb needs the wandb package: pip install wandb") from exc
+    run = wandb.init(project=project, mode="offline", dir=str(out), job_type="report")
+    run.log({"results": wandb.Table(dataframe=frame.astype(object).where(frame.notna(), None))})
+    run.finish()
+
+
+def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot: int) -> str:
+    lines = ["# survey-sim report", "",
+             (f"Inputs: {', '.join(f'`{p}`' for p in inputs)}. Complete runs: {len(report.runs)}; "
+              f"skipped (incomplete): {len(report.skipped)}."), ""]
+    if report.skipped:
+        lines += ["## Skipped runs", ""] + [f"- `{s.path}`: {s.reason}" for s in report.skipped] + [""]
+    if not report.runs:
+        return "\n".join(lines + ["No complete runs found.", ""])
+    lines += ["## Runs", "", "| row | runs | seeds | folders |", "|---|---|---|---|"]
+    for g in groups:
+        seeds = ", ".join(str(r.run.get("seed")) for r in g.runs)
+        lines.append(f"| {g.label} | {len(g.runs)} | {seeds} | {'<br>'.join(f'`{r.path}`' for r in g.runs)} |")
+    ci = (f"95% bootstrap interval over items ({n_boot} resamples) in brackets"
+          if n_boot > 0 else "no intervals (--bootstrap 0)")
+    lines += ["", (f"Cells: mean over items; {ci}; runs of one row (seeds) are averaged per item first. "
+                   "Avg: unweighted mean over the splits shown, only for rows that have all of them. "
+                   "Best value per column in bold."), ""]
+    for table in report.tables.values():
+        better = "higher" if table.higher_is_better else "lower"
+        lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
+    plots = [f for f in report.files if f.suffix == ".png"]
+    if plots:
+        lines += ["## Figures", ""] + [f"![{f.stem}](plots/{f.name})" for f in plots] + [""]
+    return "\n".join(lines)
+
+
+def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits: list[str] | None = None,
+                 metrics: list[str] | None = None, n_boot: int = 1000, seed: int = 0,
+                 items: list[str] | None = None, paper_numbers: str | os.PathLike | None = None,
+                 wandb_project: str | None = None, plots: bool = True) -> Report:
+    """Collect the runs under `paths` and write report.md, tables.tex, results.csv and plots/ into `out`."""
+    out = Path(out)
+    metrics = list(metrics or TABLE_METRICS)
+    unknown = [m for m in metrics if m not in TABLE_METRICS]
+    if unknown:
+        raise ConfigError(f"unknown table metric(s) {unknown}; choose from {list(TABLE_METRICS)}")
+    item_keys = [parse_item(s) for s in items] if items else None
+    runs, skipped = collect_runs(paths)
+    report = Report(out, runs, skipped, select_splits(runs, splits) if runs else [])
+    groups = group_runs(runs)
+    if runs:
+        if item_keys:
+            missing = [k for k in item_keys if all(find_items(g, [k]).empty for g in groups)]
+            if missing:
+                raise ConfigError(f"--items {[':'.join(k).lstrip(':') for k in missing]} match no item of any run")
+        paper = load_paper_numbers(paper_numbers)
+        report.tables = {m: build_table(groups, m, report.splits, n_boot, seed, paper) for m in metrics}
+        frame = results_frame(runs, n_boot, seed)
+        report.files.append(atomic_write_text(out / "results.csv", frame.to_csv(index=False)))
+        tex = [f"% {t.title}\n{to_latex(t)}\n" for t in report.tables.values()]
+        report.files.append(atomic_write_text(out / "tables.tex", "\n".join(tex)))
+        if plots:
+            report.files += write_plots(groups, runs, report.splits, out / "plots", item_keys)
+        if wandb_project:
+            log_to_wandb(frame, out, wandb_project)
+    report.files.append(atomic_write_text(out / "report.md", _markdown(report, list(map(str, paths)), groups,
+                                                                       n_boot)))
+    return report
+
+
+__all__ = ["Report", "Run", "RunGroup", "SkippedRun", "Table", "build_report", "build_table", "choose_items",
+           "collect_runs", "diversity_points", "group_runs", "load_paper_numbers", "plot_diversity",
+           "plot_items", "plot_loss_curves", "plot_per_country", "results_frame", "save_figure",
+           "select_splits", "table_frame", "to_latex", "to_markdown", "write_plots"]

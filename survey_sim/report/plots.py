@@ -1,0 +1,145 @@
+"""Report figures (matplotlib, no pyplot state): each function returns a Figure; `save_figure` writes a PNG."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from survey_sim.io import atomic_write_bytes
+from survey_sim.metrics import diversity
+from survey_sim.report.collect import Run, RunGroup
+
+ItemKey = tuple[str, str, str]  # (split, group, question_id)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 120) -> Path:
+    """Write `fig` as a PNG atomically."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _split_items(group: RunGroup, split: str) -> pd.DataFrame:
+    items = group.items()
+    return items[items["split"] == split]
+
+
+def plot_per_country(groups: list[RunGroup], split: str, metric: str = "jsd", title: str | None = None) -> Figure:
+    """Bars of the mean per-item `metric` per country (x), one bar per run group."""
+    per_group = {g.label: _split_items(g, split).groupby("group")[metric].mean() for g in groups}
+    countries = sorted(set().union(*(s.index for s in per_group.values())))
+    width = 0.8 / max(1, len(per_group))
+    fig = Figure(figsize=(min(40.0, 5 + 0.3 * len(countries) * max(1.0, len(per_group) / 2)), 4.5),
+                 layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(countries))
+    for i, (label, values) in enumerate(per_group.items()):
+        ax.bar(x + (i - (len(per_group) - 1) / 2) * width, values.reindex(countries).to_numpy(), width,
+               label=label)
+    ax.set_xticks(x, countries, rotation=90, fontsize=8)
+    name = {"jsd": "1-JSD", "accuracy": "option accuracy"}.get(metric, metric)
+    ax.set_ylabel(name)
+    ax.set_title(title or f"{split}: {name} per country")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def diversity_points(group: RunGroup, split: str) -> pd.DataFrame:
+    """Per question of `split`: human and model diversity (mean pairwise 1-JSD across countries)."""
+    items = _split_items(group, split)
+    records = []
+    for n_options, subset in items.groupby(items["human"].map(len)):
+        for qid, d in diversity(subset.to_dict("records")).items():
+            records.append({"question_id": qid, "n_options": n_options, **d})
+    return pd.DataFrame.from_records(records, columns=["question_id", "n_options", "human", "model", "n_groups"])
+
+
+def plot_diversity(groups: list[RunGroup], split: str) -> Figure:
+    """Scatter of model vs human diversity per question, one colour per run group, with the diagonal."""
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    ax = fig.subplots()
+    lowest = 1.0
+    for g in groups:
+        pts = diversity_points(g, split)
+        ax.scatter(pts["human"], pts["model"], s=14, alpha=0.7, label=g.label)
+        lowest = min([lowest, *pts["human"], *pts["model"]])
+    lo = max(0.0, lowest - 0.05)
+    ax.plot([lo, 1], [lo, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlim(lo, 1.01)
+    ax.set_ylim(lo, 1.01)
+    ax.set_xlabel("human: mean pairwise 1-JSD across countries (higher = less diverse)")
+    ax.set_ylabel("model: mean pairwise 1-JSD across countries")
+    ax.set_title(f"{split}: diversity per question")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_loss_curves(runs: list[Run]) -> Figure | None:
+    """Training (and validation, where logged) loss against step for every run with a history; None if none."""
+    with_history = [r for r in runs if any("train/loss" in h for h in r.history)]
+    if not with_history:
+        return None
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for run in with_history:
+        name = f"{run.label} seed={run.run.get('seed')}"
+        for key, style in (("train/loss", "-"), ("val/loss", "--")):
+            pts = [(h.get("step", i), h[key]) for i, h in enumerate(run.history) if h.get(key) is not None]
+            if pts:
+                steps, losses = zip(*pts)
+                ax.plot(steps, losses, style, label=f"{name} {key.split('/')[0]}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title("loss curves")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def choose_items(group: RunGroup, n: int = 3, splits: list[str] | None = None) -> list[ItemKey]:
+    """The `n` items with the highest and the `n` with the lowest 1-JSD (within `splits`, if given)."""
+    items = group.items()
+    if splits:
+        items = items[items["split"].isin(splits)]
+    ranked = items.sort_values("jsd", ascending=False, kind="stable")
+    chosen = pd.concat([ranked.head(n), ranked.tail(n)]).drop_duplicates(["split", "group", "question_id"])
+    return [(r.split, r.group, str(r.question_id)) for r in chosen.itertuples()]
+
+
+def find_items(group: RunGroup, keys: list[ItemKey]) -> pd.DataFrame:
+    """The group's item rows for `keys`; a key whose split is '' matches any split."""
+    items = group.items()
+    mask = np.zeros(len(items), dtype=bool)
+    for split, grp, qid in keys:
+        m = (items["group"] == grp) & (items["question_id"].astype(str) == qid)
+        mask |= m & (items["split"] == split) if split else m
+    return items[mask]
+
+
+def plot_items(group: RunGroup, keys: list[ItemKey]) -> Figure | None:
+    """Human vs predicted distribution for each chosen item (one panel each); None if none is present."""
+    rows = find_items(group, keys)
+    if rows.empty:
+        return None
+    n = len(rows)
+    cols = min(3, n)
+    nrows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(4.2 * cols, 3.4 * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, cols, squeeze=False)).ravel()
+    for ax, row in zip(axes, rows.itertuples()):
+        k = len(row.human)
+        x = np.arange(k)
+        labels = list(getattr(row, "letters", None) or range(k))
+        ax.bar(x - 0.2, row.human, 0.4, label="human")
+        ax.bar(x + 0.2, row.pred, 0.4, label="predicted")
+        ax.set_xticks(x, labels, fontsize=8)
+        ax.set_title(f"{row.group} · {row.question_id} ({row.split})\n1-JSD {row.jsd:.3f}", fontsize=9)
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(group.label)
+    return fig

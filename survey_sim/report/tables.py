@@ -1,0 +1,244 @@
+"""The paper's tables (rows: model x method, columns: splits + Avg) as markdown, LaTeX and a tidy CSV frame."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from survey_sim.errors import SurveyDataError
+from survey_sim.metrics import bootstrap_ci
+from survey_sim.report.collect import Run, RunGroup
+
+# metric -> (title, higher is better)
+TABLE_METRICS = {
+    "jsd": ("1-JSD", True),
+    "emd": ("EMD", False),
+    "emd_paper_code": ("EMD (paper code)", False),
+    "accuracy": ("Accuracy", True),
+}
+SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
+               "test-unseen-country", "test-unseen-question", "test-unseen-both")
+PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+
+
+def ordered_splits(names) -> list[str]:
+    """Split names in the paper's order, unknown ones after it alphabetically."""
+    names = set(names)
+    return [s for s in SPLIT_ORDER if s in names] + sorted(names - set(SPLIT_ORDER))
+
+
+def default_splits(runs: list[Run]) -> list[str]:
+    """Every evaluated split except train."""
+    return ordered_splits({s for r in runs for s in r.splits} - {"train"})
+
+
+@dataclass
+class Cell:
+    value: float
+    low: float | None = None
+    high: float | None = None
+    n_items: int = 0
+
+
+@dataclass
+class TableRow:
+    label: str
+    n_runs: int
+    cells: dict[str, Cell]
+    paper: dict[str, float] = field(default_factory=dict)
+
+    def avg(self, splits: list[str]) -> float | None:
+        """Unweighted mean over `splits`; None unless the row has all of them."""
+        if not splits or any(s not in self.cells for s in splits):
+            return None
+        return float(np.mean([self.cells[s].value for s in splits]))
+
+
+@dataclass
+class Table:
+    metric: str
+    splits: list[str]
+    rows: list[TableRow]
+    n_boot: int
+
+    @property
+    def title(self) -> str:
+        return TABLE_METRICS.get(self.metric, (self.metric, True))[0]
+
+    @property
+    def higher_is_better(self) -> bool:
+        return TABLE_METRICS.get(self.metric, (self.metric, True))[1]
+
+    @property
+    def paper_splits(self) -> list[str]:
+        return [s for s in self.splits if any(s in r.paper for r in self.rows)]
+
+    def best(self, split: str) -> float | None:
+        values = [r.cells[split].value for r in self.rows if split in r.cells]
+        if not values:
+            return None
+        return max(values) if self.higher_is_better else min(values)
+
+
+def load_paper_numbers(path: str | os.PathLike | None = None) -> list[dict]:
+    """The published reference numbers: records {model, method, control, split, <metric>: value}."""
+    path = Path(path) if path else PAPER_NUMBERS
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SurveyDataError(f"cannot read paper numbers: {exc}", file=str(path)) from exc
+    records = (data.get("numbers") or []) if isinstance(data, dict) else None
+    if not isinstance(records, list):
+        raise SurveyDataError("expected a mapping with a list 'numbers'", file=str(path), field="numbers")
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict):
+            raise SurveyDataError("record is not a mapping", file=str(path), record=i)
+        for key in ("method", "split"):
+            if not rec.get(key):
+                raise SurveyDataError(f"record has no {key}", file=str(path), record=i, field=key)
+        for metric in set(rec) & set(TABLE_METRICS):
+            if not isinstance(rec[metric], (int, float)) or not math.isfinite(rec[metric]):
+                raise SurveyDataError(f"{metric} must be a number, got {rec[metric]!r}", file=str(path),
+                                      record=i, field=metric)
+    return records
+
+
+def _paper_for(group: RunGroup, metric: str, records: list[dict]) -> dict[str, float]:
+    run = group.runs[0].run
+    return {rec["split"]: float(rec[metric]) for rec in records
+            if metric in rec and rec.get("model") == run.get("model") and rec["method"] == run.get("method")
+            and bool(rec.get("control", False)) == bool(run.get("control"))}
+
+
+def build_table(groups: list[RunGroup], metric: str, splits: list[str], n_boot: int = 1000, seed: int = 0,
+                paper: list[dict] | None = None) -> Table:
+    """One table: a row per run group, a cell per split: mean per-item `metric` with a bootstrap 95% CI."""
+    rows = []
+    for group in groups:
+        items = group.items()
+        cells = {}
+        for split in splits:
+            values = items.loc[items["split"] == split, metric].dropna().to_numpy(float) if metric in items \
+                else np.array([])
+            if values.size == 0:
+                continue
+            lo, hi = bootstrap_ci(values, n=n_boot, seed=seed) if n_boot > 0 else (None, None)
+            cells[split] = Cell(float(values.mean()), lo, hi, int(values.size))
+        rows.append(TableRow(group.label, len(group.runs), cells, _paper_for(group, metric, paper or [])))
+    return Table(metric, list(splits), rows, n_boot)
+
+
+def table_frame(table: Table) -> pd.DataFrame:
+    """The table as numbers: index = row label, columns = splits (+ `<split> (paper)`) + Avg."""
+    records = {}
+    for row in table.rows:
+        rec = {}
+        for s in table.splits:
+            rec[s] = row.cells[s].value if s in row.cells else np.nan
+            if s in table.paper_splits:
+                rec[f"{s} (paper)"] = row.paper.get(s, np.nan)
+        avg = row.avg(table.splits)
+        rec["Avg"] = np.nan if avg is None else avg
+        records[row.label] = rec
+    return pd.DataFrame.from_dict(records, orient="index")
+
+
+def _columns(table: Table) -> list[str]:
+    """Column headers: each split, followed by `<split> (paper)` where a reference number exists."""
+    cols = []
+    for s in table.splits:
+        cols.append(s)
+        if s in table.paper_splits:
+            cols.append(f"{s} (paper)")
+    return cols
+
+
+def _cells(table: Table, row: TableRow, fmt_ci, bold) -> list[str]:
+    out = []
+    for s in table.splits:
+        cell = row.cells.get(s)
+        if cell is None:
+            out.append("–")
+        else:
+            text = f"{cell.value:.3f}"
+            if cell.value == table.best(s) and len(table.rows) > 1:
+                text = bold(text)
+            out.append(text + (fmt_ci(cell.low, cell.high) if cell.low is not None else ""))
+        if s in table.paper_splits:
+            out.append(f"{row.paper[s]:.3f}" if s in row.paper else "–")
+    avg = row.avg(table.splits)
+    out.append("–" if avg is None else f"{avg:.3f}")
+    return out
+
+
+def _n_items(table: Table) -> list[str]:
+    out = []
+    for s in table.splits:
+        counts = sorted({r.cells[s].n_items for r in table.rows if s in r.cells})
+        out.append("/".join(map(str, counts)) or "–")
+        if s in table.paper_splits:
+            out.append("")
+    return out + [""]
+
+
+def to_markdown(table: Table) -> str:
+    head = ["", "runs", *_columns(table), "Avg"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table.rows:
+        cells = _cells(table, row, lambda lo, hi: f" [{lo:.3f}, {hi:.3f}]", lambda t: f"**{t}**")
+        lines.append("| " + " | ".join([row.label, str(row.n_runs), *cells]) + " |")
+    lines.append("| " + " | ".join(["*n items*", "", *_n_items(table)]) + " |")
+    return "\n".join(lines)
+
+
+_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_ESCAPES.get(c, c) for c in str(text))
+
+
+def to_latex(table: Table) -> str:
+    cols = _columns(table)
+    head = " & ".join(["", *map(latex_escape, cols), "Avg"]) + r" \\"
+    lines = [f"% {latex_escape(table.title)}: mean over items; "
+             + (f"95% bootstrap interval over items ({table.n_boot} resamples) in brackets"
+                if table.n_boot > 0 else "no intervals"),
+             r"\begin{tabular}{l" + "c" * (len(cols) + 1) + "}", r"\toprule", head, r"\midrule"]
+    for row in table.rows:
+        cells = _cells(table, row, lambda lo, hi: rf" {{\scriptsize [{lo:.3f}, {hi:.3f}]}}",
+                       lambda t: rf"\textbf{{{t}}}")
+        lines.append(" & ".join([latex_escape(row.label), *cells]) + r" \\")
+    lines.append(r"\midrule")
+    lines.append(" & ".join([r"\textit{n items}", *_n_items(table)]) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines)
+
+
+def results_frame(runs: list[Run], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Tidy results: one row per run x split x metric, the value from metrics.json, a bootstrap CI over items."""
+    records = []
+    for run in runs:
+        preds = run.predictions
+        base = {"path": str(run.path), "label": run.label, **{k: run.run.get(k) for k in (
+            "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed")}}
+        for split, metrics in run.splits.items():
+            in_split = preds[preds["split"] == split] if len(preds) else preds
+            for metric, value in metrics.items():
+                if metric == "n_items" or not isinstance(value, (int, float)):
+                    continue
+                lo = hi = None
+                if n_boot > 0 and metric in in_split and len(in_split):
+                    lo, hi = bootstrap_ci(in_split[metric].to_numpy(float), n=n_boot, seed=seed)
+                records.append({**base, "split": split, "metric": metric, "value": float(value),
+                                "ci_low": lo, "ci_high": hi, "n_items": metrics.get("n_items")})
+    cols = ["path", "label", "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed",
+            "split", "metric", "value", "ci_low", "ci_high", "n_items"]
+    return pd.DataFrame.from_records(records, columns=cols)

@@ -1,0 +1,42 @@
+"""`python -m survey_sim.report`: the files it writes, item selection and errors."""
+
+import pandas as pd
+
+from survey_sim.report.__main__ import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_writes_report_tables_csv_and_plots(results, tmp_path, capsys):
+    root, _ = results
+    out = tmp_path / "rep"
+    assert main([str(root), "--out", str(out), "--bootstrap", "100"]) == 0
+    assert "2 skipped" in capsys.readouterr().out
+    md = (out / "report.md").read_text()
+    assert "5-truncated" in md and "4-unfinished" in md and "## 1-JSD" in md and "## Accuracy" in md
+    assert "| tiny / ft |" in md and "(100 resamples)" in md
+    assert md.count(r"\begin{tabular}") == 0 and (out / "tables.tex").read_text().count(r"\begin{tabular}") == 4
+    frame = pd.read_csv(out / "results.csv")
+    assert {"val", "test-unseen-country"} <= set(frame["split"]) and frame["path"].nunique() == 4
+    plots = {p.name for p in (out / "plots").iterdir()}
+    assert {"per_country_jsd_test-unseen-country.png", "accuracy_per_country_test-unseen-question.png",
+            "diversity_test-unseen-country.png", "loss_curves.png", "items_02_tiny_ft.png"} <= plots
+    assert all((out / "plots" / p).read_bytes().startswith(PNG) for p in plots)
+    assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
+
+
+def test_cli_splits_items_and_errors(results, tmp_path, capsys):
+    root, paths = results
+    out = tmp_path / "rep"
+    item = pd.read_json(paths["ft"] / "predictions.jsonl", lines=True).iloc[0]
+    spec = f"{item['split']}:{item['group']}:{item['question_id']}"
+    assert main([str(paths["ft"]), str(paths["uniform"]), "--out", str(out), "--splits", "val",
+                 "--metrics", "jsd", "--bootstrap", "0", "--items", spec]) == 0
+    md = (out / "report.md").read_text()
+    assert "| val | Avg |" in md and "## EMD" not in md and "Skipped" not in md
+    assert len(list((out / "plots").glob("items_*.png"))) == 2
+    assert main([str(root), "--out", str(out), "--splits", "C1-Q3"]) == 2
+    assert "C1-Q3" in capsys.readouterr().err
+    assert main([str(root), "--out", str(out), "--items", "Atlantis:Q1"]) == 2
+    assert main([str(paths["unfinished"]), "--out", str(out)]) == 1
+    assert "No complete runs" in (out / "report.md").read_text()

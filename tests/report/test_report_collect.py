@@ -1,0 +1,60 @@
+"""Finding, loading and skipping run folders; grouping runs into table rows."""
+
+import json
+
+import pytest
+
+from survey_sim.errors import ConfigError
+from survey_sim.report import collect_runs, group_runs
+from survey_sim.report.collect import SkippedRun, load_run
+
+
+def test_collect_loads_complete_runs_and_lists_incomplete(results):
+    root, _ = results
+    runs, skipped = collect_runs([root])
+    assert sorted(r.path.name for r in runs) == ["0-uniform", "1-prior", "2-prior", "3-ft"]  # .hydra ignored
+    reasons = {s.path.name: s.reason for s in skipped}
+    assert reasons["4-unfinished"].startswith("no metrics.json")
+    assert "line" in reasons["5-truncated"] and "truncated" in reasons["5-truncated"]
+    ft = next(r for r in runs if r.run["method"] == "ft")
+    assert ft.label == "tiny / ft" and len(ft.history) == 10
+    assert set(ft.predictions["split"]) == set(ft.splits)
+
+
+def test_load_run_rejects_bad_metrics_and_count_mismatch(tmp_path, results):
+    _, paths = results
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.yaml").write_text("x: 1\n")
+    (bad / "metrics.json").write_text('{"run": ')
+    assert "not valid JSON" in load_run(bad).reason
+    (bad / "metrics.json").write_text(json.dumps({"splits": {}}))
+    assert "lacks 'run'" in load_run(bad).reason
+    # Whole lines missing: metrics.json's n_items disagrees with predictions.jsonl.
+    short = tmp_path / "short"
+    short.mkdir()
+    src = paths["prior"]
+    for name in ("config.yaml", "metrics.json"):
+        (short / name).write_bytes((src / name).read_bytes())
+    lines = (src / "predictions.jsonl").read_text().splitlines(keepends=True)
+    (short / "predictions.jsonl").write_text("".join(lines[:-2]))
+    result = load_run(short)
+    assert isinstance(result, SkippedRun) and "items" in result.reason
+    with pytest.raises(ConfigError, match="does not exist"):
+        collect_runs([tmp_path / "nowhere"])
+
+
+def test_group_runs_pools_seeds_and_averages_items(results):
+    root, _ = results
+    runs, _ = collect_runs([root])
+    groups = group_runs(runs)
+    assert [g.label for g in groups] == ["uniform", "prior", "tiny / ft"]
+    prior = groups[1]
+    assert len(prior.runs) == 2
+    items = prior.items()
+    assert len(items) == len(prior.runs[0].predictions) and set(items["n_runs"]) == {2}
+    # Mixed labels: settings that vary among runs with one label are added to it.
+    prior.runs[1].run["loss"] = "js"
+    labels = [g.label for g in group_runs(runs)]
+    prior.runs[1].run["loss"] = None
+    assert "prior (loss=None)" in labels and "prior (loss=js)" in labels and "uniform" in labels

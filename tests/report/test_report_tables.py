@@ -1,0 +1,78 @@
+"""Tables: values, intervals, Avg, the paper reference column, markdown and LaTeX."""
+
+import numpy as np
+import pytest
+
+from survey_sim.errors import SurveyDataError
+from survey_sim.report import (
+    build_table,
+    collect_runs,
+    group_runs,
+    load_paper_numbers,
+    results_frame,
+    table_frame,
+)
+from survey_sim.report.tables import latex_escape, to_latex, to_markdown
+
+SPLITS = ["test-unseen-country", "test-unseen-question"]
+
+
+@pytest.fixture(scope="module")
+def groups(results):
+    runs, _ = collect_runs([results[0]])
+    return runs, group_runs(runs)
+
+
+def test_cells_match_metrics_json_with_intervals(groups):
+    _, grps = groups
+    table = build_table(grps, "jsd", SPLITS, n_boot=200, seed=0)
+    uniform = table.rows[0]
+    for split in SPLITS:
+        cell = uniform.cells[split]
+        assert cell.value == pytest.approx(grps[0].runs[0].splits[split]["jsd"])
+        assert cell.low <= cell.value <= cell.high and cell.n_items == 12
+    assert uniform.avg(SPLITS) == pytest.approx(np.mean([uniform.cells[s].value for s in SPLITS]))
+    assert uniform.avg([*SPLITS, "C1-Q3"]) is None  # a split the row lacks
+    frame = table_frame(table)
+    assert list(frame.columns) == [*SPLITS, "Avg"] and frame.loc["tiny / ft", "Avg"] > frame.loc["uniform", "Avg"]
+    # Two prior seeds: the row averages them (identical predictions here, so equal to one run).
+    assert table.rows[1].n_runs == 2
+    assert table.rows[1].cells[SPLITS[0]].value == pytest.approx(grps[1].runs[0].splits[SPLITS[0]]["jsd"])
+
+
+def test_markdown_and_latex(groups):
+    _, grps = groups
+    table = build_table(grps, "emd", SPLITS, n_boot=0)
+    md = to_markdown(table)
+    assert "| tiny / ft | 1 |" in md and "**" in md and "[" not in md.split("\n")[2]
+    best = min(r.cells[SPLITS[0]].value for r in table.rows)
+    assert f"**{best:.3f}**" in md
+    tex = to_latex(build_table(grps, "jsd", SPLITS, n_boot=50))
+    assert r"\begin{tabular}{lccc}" in tex and r"\scriptsize" in tex and "test-unseen-country" in tex
+    assert latex_escape("a_b & 50%") == r"a\_b \& 50\%"
+
+
+def test_paper_reference_column(tmp_path, groups):
+    _, grps = groups
+    ref = tmp_path / "paper.yaml"
+    ref.write_text("numbers:\n  - {model: tiny, method: ft, split: test-unseen-country, jsd: 0.5}\n")
+    table = build_table(grps, "jsd", SPLITS, n_boot=0, paper=load_paper_numbers(ref))
+    assert table.paper_splits == ["test-unseen-country"]
+    assert "test-unseen-country (paper)" in to_markdown(table)
+    frame = table_frame(table)
+    assert frame.loc["tiny / ft", "test-unseen-country (paper)"] == 0.5
+    assert np.isnan(frame.loc["uniform", "test-unseen-country (paper)"])
+    assert load_paper_numbers() == []  # the shipped file holds no invented numbers
+    ref.write_text("numbers:\n  - {method: ft, split: C1-Q3, jsd: high}\n")
+    with pytest.raises(SurveyDataError, match="record 0.*jsd"):
+        load_paper_numbers(ref)
+
+
+def test_results_frame_is_tidy(groups):
+    runs, _ = groups
+    frame = results_frame(runs, n_boot=50)
+    assert set(frame["metric"]) >= {"jsd", "emd", "accuracy", "a_bias"}
+    assert not frame.duplicated(["path", "split", "metric"]).any()
+    assert len(frame) == sum(len(m) - 1 for r in runs for m in r.splits.values())
+    row = frame[(frame["method"] == "uniform") & (frame["split"] == "val") & (frame["metric"] == "jsd")].iloc[0]
+    assert row["ci_low"] <= row["value"] <= row["ci_high"]
