@@ -71,14 +71,19 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return math.ceil(n_batches / self.num_replicas)
 
 
-def collate(items: Sequence[EncodedItem], pad_id: int) -> dict[str, torch.Tensor]:
-    """Left-pad prompts to the batch's longest; pad options to the batch's largest K.
+def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Left-pad prompts to the batch's longest (rounded up to a multiple of `pad_to_multiple`); pad options
+    to the batch's largest K.
 
-    Returns input_ids/attention_mask [B, T], position_ids [B, T] (counted from the first real token, so a
-    prompt's positions do not depend on its batch), option_ids/option_mask/target [B, K], index [B].
+    Rounding T up bounds the number of distinct sequence lengths (GPU attention kernels plan per shape);
+    left padding keeps the last position the prediction point. Returns input_ids/attention_mask [B, T],
+    position_ids [B, T] (counted from the first real token, so a prompt's positions do not depend on its
+    batch), option_ids/option_mask/target [B, K], index [B].
     """
+    if pad_to_multiple < 1:
+        raise ValueError(f"pad_to_multiple must be >= 1, got {pad_to_multiple}")
     b = len(items)
-    t = max(len(x.input_ids) for x in items)
+    t = -(-max(len(x.input_ids) for x in items) // pad_to_multiple) * pad_to_multiple
     k = max(len(x.option_ids) for x in items)
     input_ids = torch.full((b, t), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((b, t), dtype=torch.long)

@@ -25,13 +25,14 @@ class SurveyDataModule(L.LightningDataModule):
     tokenized once by `encode()`, which also rejects prompts longer than `max_length` and option letters
     the tokenizer cannot produce as one token, before any model is loaded. Batches carry
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
-    [B, K] and the item index within its split.
+    [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
+    to a multiple of it (fewer distinct shapes for GPU attention kernels).
     """
 
     def __init__(self, splits: Mapping[str, Sequence[SurveyItem]], tokenizer, prompt_builder: PromptBuilder, *,
                  batch_size: int = 8, eval_batch_size: int = 32, seed: int = 0, max_length: int | None = None,
                  train_split: str | None = "train", val_split: str | None = "val",
-                 eval_splits: Sequence[str] = (), num_workers: int = 0):
+                 eval_splits: Sequence[str] = (), num_workers: int = 0, bucket_multiple: int = 1):
         super().__init__()
         missing = [s for s in [train_split, val_split, *eval_splits] if s is not None and s not in splits]
         if missing:
@@ -46,7 +47,9 @@ class SurveyDataModule(L.LightningDataModule):
         pad = tokenizer.pad_token_id
         if pad is None:
             raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
-        self._collate = partial(collate, pad_id=pad)
+        if bucket_multiple < 1:
+            raise ConfigError(f"bucket_multiple must be >= 1, got {bucket_multiple}")
+        self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple)
 
     @property
     def used_splits(self) -> list[str]:

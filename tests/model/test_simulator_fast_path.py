@@ -69,3 +69,15 @@ def test_training_step_updates_only_the_adapter_and_stops_on_nan():
     batch["target"][0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="batch 7"):
         sim.training_step(batch, 7)
+
+
+def test_length_bucketing_pads_to_the_multiple_and_changes_no_prediction():
+    sim = SurveySimulator(_model(), loss="kl").eval()
+    items, batch = _batch()
+    bucketed = collate(items, pad_id=0, pad_to_multiple=16)
+    assert batch["input_ids"].shape[1] == 14 and bucketed["input_ids"].shape[1] == 16
+    assert bucketed["position_ids"][:, -1].tolist() == [8, 2, 13]  # the prediction point is still last
+    with torch.no_grad():
+        torch.testing.assert_close(sim(bucketed), sim(batch), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="pad_to_multiple"):
+        collate(items, pad_id=0, pad_to_multiple=0)
