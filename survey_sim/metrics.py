@@ -1,0 +1,154 @@
+"""Per-item metrics between human (p) and predicted (q) answer distributions, and their aggregates.
+
+All per-item functions take float64 arrays over the K options in the item's ORIGINAL order.
+
+- `jsd`: 1 - JS distance, i.e. 1 - scipy.spatial.distance.jensenshannon(p, q) (natural log): the paper's
+  headline number (higher is better).
+- `js_divergence`: the JS divergence in bits (base 2), in [0, 1].
+- `emd`: Wasserstein-1 over option positions 0..K-1, divided by K-1, in [0, 1].
+- `emd_paper_code`: scipy.stats.wasserstein_distance(p, q), the quantity the paper's code computed
+  (probabilities taken as sample values; not an EMD between the distributions). Only for comparison.
+- `tv`: total variation distance, in [0, 1].
+- `accuracy`: 1 if argmax q == argmax p (ties go to the first option, as numpy's argmax).
+- `first_option_mass`: q of the first option; `a_bias`: its excess over p (mean over items = A-bias).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from itertools import combinations
+from typing import Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+from scipy.special import rel_entr
+from scipy.stats import wasserstein_distance
+
+METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "first_option_mass", "a_bias")
+
+
+def _distribution(x, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 1 or a.size < 1:
+        raise ValueError(f"{name} must be a 1-D distribution, got shape {a.shape}")
+    if not np.all(np.isfinite(a)) or np.any(a < 0) or a.sum() <= 0:
+        raise ValueError(f"{name} must be finite, non-negative and not all zero, got {a.tolist()}")
+    return a / a.sum()
+
+
+def _pair(p, q) -> tuple[np.ndarray, np.ndarray]:
+    p, q = _distribution(p, "p (human)"), _distribution(q, "q (predicted)")
+    if p.shape != q.shape:
+        raise ValueError(f"p has {p.size} options, q has {q.size}")
+    return p, q
+
+
+def _js_nats(p: np.ndarray, q: np.ndarray) -> float:
+    m = (p + q) / 2.0
+    return max(0.0, float(0.5 * (rel_entr(p, m).sum() + rel_entr(q, m).sum())))
+
+
+def jsd(p, q) -> float:
+    """1 - JS distance (natural log), as the paper's code: 1 - scipy jensenshannon(p, q)."""
+    p, q = _pair(p, q)
+    return 1.0 - math.sqrt(_js_nats(p, q))
+
+
+def js_divergence(p, q) -> float:
+    """Jensen-Shannon divergence in bits."""
+    p, q = _pair(p, q)
+    return _js_nats(p, q) / math.log(2.0)
+
+
+def emd(p, q) -> float:
+    """Wasserstein-1 over positions 0..K-1 divided by K-1 (sum of |CDF_p - CDF_q|)."""
+    p, q = _pair(p, q)
+    if p.size == 1:
+        return 0.0
+    return float(np.abs(np.cumsum(p - q)[:-1]).sum() / (p.size - 1))
+
+
+def emd_paper_code(p, q) -> float:
+    """scipy.stats.wasserstein_distance(p, q): the paper code's quantity (values-as-samples)."""
+    p, q = _pair(p, q)
+    return float(wasserstein_distance(p, q))
+
+
+def tv(p, q) -> float:
+    """Total variation distance: half the L1 distance."""
+    p, q = _pair(p, q)
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def item_metrics(p, q, *, first_index: int = 0) -> dict[str, float]:
+    """All metrics of one item. `first_index`: original index of the option shown first (A-bias)."""
+    p, q = _pair(p, q)
+    return {
+        "jsd": jsd(p, q), "js_divergence": js_divergence(p, q), "emd": emd(p, q),
+        "emd_paper_code": emd_paper_code(p, q), "tv": tv(p, q),
+        "accuracy": float(np.argmax(q) == np.argmax(p)),
+        "first_option_mass": float(q[first_index]), "a_bias": float(q[first_index] - p[first_index]),
+    }
+
+
+def _mean(rows: Sequence[Mapping]) -> dict:
+    out: dict = {"n_items": len(rows)}
+    for name in METRICS:
+        values = [float(r[name]) for r in rows if r.get(name) is not None]
+        if values:
+            out[name] = float(np.mean(values))
+    return out
+
+
+def aggregate(rows: Iterable[Mapping], by: str | Sequence[str] | None = None) -> dict:
+    """Mean of each metric over rows, with n_items; with `by` (a row key or keys), one such dict per value."""
+    rows = list(rows)
+    if by is None:
+        return _mean(rows)
+    keys = [by] if isinstance(by, str) else list(by)
+    groups: dict[Hashable, list[Mapping]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        missing = [k for k in keys if k not in row]
+        if missing:
+            raise KeyError(f"row {i} has no key(s) {missing} to aggregate by")
+        groups[row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys)].append(row)
+    return {key: _mean(group) for key, group in sorted(groups.items(), key=lambda kv: str(kv[0]))}
+
+
+def diversity(rows: Iterable[Mapping]) -> dict[str, dict]:
+    """Per question: mean pairwise 1-JSD across groups of the human and of the predicted distributions.
+
+    Rows need "question_id", "group", "human" and "pred" (one row per group; rows of one question must
+    have the same options). Questions asked of fewer than two groups are left out.
+    """
+    by_q: dict[str, list[Mapping]] = defaultdict(list)
+    for row in rows:
+        by_q[str(row["question_id"])].append(row)
+    out = {}
+    for qid, group in sorted(by_q.items()):
+        if len(group) < 2:
+            continue
+        sizes = {len(r["human"]) for r in group}
+        if len(sizes) > 1:
+            raise ValueError(f"question {qid}: groups have different numbers of options {sorted(sizes)}")
+        pairs = list(combinations(group, 2))
+        out[qid] = {
+            "human": float(np.mean([jsd(a["human"], b["human"]) for a, b in pairs])),
+            "model": float(np.mean([jsd(a["pred"], b["pred"]) for a, b in pairs])),
+            "n_groups": len(group),
+        }
+    return out
+
+
+def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the mean of `values` (resampling items)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"bootstrap_ci needs a non-empty 1-D array of finite values, got shape {v.shape}")
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 2_000_000 // v.size)
+    means = np.concatenate([v[rng.integers(0, v.size, size=(min(chunk, n - i), v.size))].mean(axis=1)
+                            for i in range(0, n, chunk)])
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
