@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from itertools import combinations
-from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.special import rel_entr

@@ -9,7 +9,7 @@ Anything else raises `TokenizerError` naming the tokenizer and the letter.
 from __future__ import annotations
 
 import weakref
-from typing import Sequence
+from collections.abc import Sequence
 
 from survey_sim.data.item import LETTERS
 from survey_sim.errors import TokenizerError

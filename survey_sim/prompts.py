@@ -18,7 +18,7 @@ tokenized with the tokenizer's own special tokens.
 from __future__ import annotations
 
 import string
-from typing import Mapping
+from collections.abc import Mapping
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError

@@ -14,8 +14,16 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy
 
 from survey_sim.errors import ConfigError
-from survey_sim.losses import (LOSSES, ce_loss, get_loss, js_loss, kl_loss, masked_log_softmax,
-                               wasserstein_cost_matrix_loss, wasserstein_loss)
+from survey_sim.losses import (
+    LOSSES,
+    ce_loss,
+    get_loss,
+    js_loss,
+    kl_loss,
+    masked_log_softmax,
+    wasserstein_cost_matrix_loss,
+    wasserstein_loss,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
 K = 8

@@ -10,8 +10,18 @@ import pytest
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import wasserstein_distance
 
-from survey_sim.metrics import (METRICS, aggregate, bootstrap_ci, diversity, emd, emd_paper_code, item_metrics,
-                                js_divergence, jsd, tv)
+from survey_sim.metrics import (
+    METRICS,
+    aggregate,
+    bootstrap_ci,
+    diversity,
+    emd,
+    emd_paper_code,
+    item_metrics,
+    js_divergence,
+    jsd,
+    tv,
+)
 
 
 def random_pairs(n=40, seed=0):

@@ -51,8 +51,8 @@ def make_item(language="en", **changes) -> SurveyItem:
     question = {"en": "How interested are you in politics? ", "zh": "您对政治有多大兴趣？ "}[language]
     options = {"en": ("Very interested", "Somewhat interested", "Not at all interested"),
                "zh": ("非常感兴趣", "有些兴趣", "完全不感兴趣")}[language]
-    fields = dict(group="Japan", question_id="4", question=question, options=options,
-                  letters=("A", "B", "C"), distribution=(0.2, 0.5, 0.3), language=language)
+    fields = {"group": "Japan", "question_id": "4", "question": question, "options": options,
+              "letters": ("A", "B", "C"), "distribution": (0.2, 0.5, 0.3), "language": language}
     fields.update(changes)
     return SurveyItem(**fields)
 
