@@ -59,6 +59,8 @@ def test_prior_is_country_mean_and_counts_unseen_questions(caplog):
     assert "2 of 4 items fell back" in caplog.text
     prior.predict(tests[:2])
     assert prior.n_fallback == 0
+    assert prior.stats["items"] == 6 and prior.stats["fallback"] == 2
+    assert prior.stats["fallback_reasons"] == {"question not seen in training": 2}
 
 
 def test_prior_weights_countries_equally_and_follows_option_order():
