@@ -17,7 +17,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data import demo
-from survey_sim.data.splits import Registry, requested_splits, assign, load_splits, validate_data_config
+from survey_sim.data.splits import Registry, assign, load_splits, requested_splits, validate_data_config
 from survey_sim.errors import SurveySimError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"

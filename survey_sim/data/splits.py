@@ -185,13 +185,13 @@ def validate_data_config(data_cfg) -> dict:
         raise ConfigError(f"{where}: the Pew splits exist in English only, got language {language!r}")
     root = data_root(cfg.get("root"))
     cfg["root"] = str(root)
-    missing = [str(root / f) for f in data_files_relative(cfg, surveys) if not (root / f).exists()]
+    missing = [str(root / f) for f in _relative_files(cfg, surveys) if not (root / f).exists()]
     if missing:
         raise ConfigError(f"{where}: data file(s) not found: {', '.join(missing)} (data.root={root})")
     return cfg
 
 
-def data_files_relative(cfg: dict, surveys: Iterable[str]) -> list[str]:
+def _relative_files(cfg: dict, surveys: Iterable[str]) -> list[str]:
     """The files (relative to root, or absolute) a config reads for the given surveys."""
     files = cfg.get("files") or {}
     where = f"data config {cfg.get('name', '?')!r}"
@@ -226,10 +226,10 @@ def data_files(data_cfg) -> list[Path]:
     registry = Registry.from_config(cfg.get("registry") or {})
     surveys = {registry.splits[s].survey for s in requested_splits(cfg).values() if s in registry.splits}
     root = data_root(cfg.get("root"))
-    return [root / f for f in data_files_relative(cfg, surveys)]
+    return [root / f for f in _relative_files(cfg, surveys)]
 
 
-def _load_source(cfg: dict, survey: str, specs: list[SplitSpec]) -> tuple[list[SurveyItem], bool]:
+def _load_source(cfg: dict, survey: str) -> tuple[list[SurveyItem], bool]:
     """All items of one survey, and whether they come from processed files (with data_type to check)."""
     from survey_sim.data import sources
 
@@ -243,19 +243,13 @@ def _load_source(cfg: dict, survey: str, specs: list[SplitSpec]) -> tuple[list[S
             results = [sources.load_processed(root / path[0], language="en")]
     elif cfg["source"] == "processed":
         results = [sources.load_processed(root / f) for f in _files(files["processed"])]
-    else:
-        countries = sorted(set().union(*(s.countries for s in specs)))
-        questions = None
-        if all(s.questions is not None for s in specs):
-            questions = sorted(set().union(*(s.questions for s in specs)))
+    else:  # every country and question: the registry chooses (a set may list countries the file lacks)
         results = [sources.build_wvs_items(
             root / _files(files["raw"])[0], root / _files(files["questionnaire"])[0],
-            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents", 1000)),
-            countries=countries, questions=questions)]
+            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents", 1000)))]
     for res in results:
         log.info("%s", res.summary())
-    processed = survey == "wvs" and cfg["source"] == "processed" or (
-        survey == "pew" and cfg.get("pew_source", "processed") == "processed")
+    processed = (cfg["source"] if survey == "wvs" else cfg.get("pew_source", "processed")) == "processed"
     return [it for res in results for it in res.items], processed
 
 
@@ -338,7 +332,7 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
             wanted = {k: s for k, s in specs.items() if s.survey == survey}
             if not wanted:
                 continue
-            pool, processed = _load_source(cfg, survey, list(wanted.values()))
+            pool, processed = _load_source(cfg, survey)
             for key, spec in wanted.items():
                 raw[key] = assign(spec, pool, check_data_type=processed)
                 filters[key] = spec.describe()
