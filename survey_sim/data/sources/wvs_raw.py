@@ -193,6 +193,8 @@ def build_wvs_items(
 
     try:
         present = {c.upper(): c for c in _columns_of(raw_path)}
+    except ConfigError:
+        raise
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise SurveyDataError(f"cannot read the raw file: {exc}", file=file) from None
     needed = [COUNTRY_COLUMN] + ([WEIGHT_COLUMN] if weighted else []) + [f"Q{q['id']}" for q in book]
@@ -200,7 +202,8 @@ def build_wvs_items(
         if name.upper() not in present:
             what = f"question id {name[1:]} of questionnaire {qfile}" if name.startswith("Q") else "column"
             raise SurveyDataError(f"no column {name} for {what}", file=file, field=name)
-    frame = _read_table(raw_path, [present[n.upper()] for n in needed])
+    actual = [present[n.upper()] for n in needed]
+    frame = _read_table(raw_path, actual)[actual]  # readers keep the file's column order
     frame.columns = needed
 
     codes = _numeric(frame, COUNTRY_COLUMN, file, integer=True)
@@ -237,35 +240,37 @@ def build_wvs_items(
     else:
         weights = pd.Series(1.0, index=codes.index)
 
+    # Counts per (country, code) by one bincount per question: cell = country position * 27 + code.
+    position = codes.map({code: pos for pos, code in enumerate(kept)}).to_numpy()
+    weight_values = weights.to_numpy("float64")
     tables = {}
     for q in book:
         column = f"Q{q['id']}"
         answers = _numeric(frame, column, file, integer=True)[rows]
-        valid = answers >= 0
-        allowed = {_letter_code(letter) for letter in q["letters"]}
-        bad = valid & ~answers.isin(allowed)
+        valid = (answers >= 0).to_numpy()
+        option_codes = [_letter_code(letter) for letter in q["letters"]]
+        bad = valid & ~answers.isin(option_codes).to_numpy()
         if bad.any():
-            row = int(bad.idxmax())
+            row = int(answers.index[bad.argmax()])
             raise SurveyDataError(
                 f"answer code {int(answers[row])} has no option in questionnaire {qfile} "
-                f"(question {q['id']} has codes {sorted(allowed)})", file=file, record=row, field=column)
-        tables[q["id"]] = (weights[valid].groupby([codes[valid], answers[valid].astype("int64")]).sum()
-                           .unstack(fill_value=0.0))
+                f"(question {q['id']} has codes {sorted(option_codes)})", file=file, record=row, field=column)
+        cells = position[valid] * 27 + answers.to_numpy()[valid].astype("int64")
+        counts = np.bincount(cells, weights=weight_values[valid], minlength=len(kept) * 27)
+        tables[q["id"]] = counts.reshape(len(kept), 27)[:, option_codes]
 
     items = []
-    for code in kept:
+    for row, code in enumerate(kept):
         country = ISO_NUMERIC[code]
         for q in book:
-            table = tables[q["id"]]
-            counts = [float(table.at[code, c]) if code in table.index and c in table.columns else 0.0
-                      for c in map(_letter_code, q["letters"])]
-            total = sum(counts)
+            counts = tables[q["id"]][row]
+            total = float(counts.sum())
             if total <= 0:
                 skipped.append((f"{country}/Q{q['id']}", "no valid answers (question not asked or all missing)"))
                 continue
             items.append(SurveyItem(
                 group=country, question_id=q["id"], question=q["question"], options=q["options"],
-                letters=q["letters"], distribution=counts, language=lang, split=q["split"],
+                letters=q["letters"], distribution=counts.tolist(), language=lang, split=q["split"],
                 source=raw_path.name, n_respondents=total if weighted else round(total), flags=q["flags"],
             ))
     log_skips(logger, file, skipped)
