@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -58,14 +59,25 @@ def _probs(rng, k: int) -> np.ndarray:
     return weights / weights.sum()
 
 
+@functools.cache
+def _raw_csv() -> tuple[pd.DataFrame, str]:
+    frame = make_raw()
+    return frame, frame.to_csv(index=False)
+
+
 @pytest.fixture
 def files(tmp_path):
-    frame = make_raw()
+    """(raw CSV, questionnaire, the raw rows): a fresh copy per test of one generated file."""
+    frame, text = _raw_csv()
     raw = tmp_path / "WVS_Cross-National_Wave_7_csv_v5_0.csv"
-    frame.to_csv(raw, index=False)
+    raw.write_text(text, encoding="utf-8")
     book = tmp_path / "questionnaire_en.json"
     book.write_text(json.dumps(QUESTIONNAIRE), encoding="utf-8")
-    return raw, book, frame
+    return raw, book, frame.copy()
+
+
+def few_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[["B_COUNTRY", "W_WEIGHT", "S018", "Q1", "Q82", "Q119", "Q164"]].copy()
 
 
 def expected_counts(frame, code, qid, weighted=False):
@@ -152,7 +164,7 @@ def test_chinese_questionnaire(files, tmp_path):
 
 def test_question_without_column_names_file_and_id(files, tmp_path):
     raw, _, frame = files
-    frame.drop(columns=["Q164"]).to_csv(raw, index=False)
+    few_columns(frame).drop(columns=["Q164"]).to_csv(raw, index=False)
     book = tmp_path / "questionnaire_en.json"
     with pytest.raises(SurveyDataError, match=r"no column Q164 for question id 164") as info:
         build_wvs_items(raw, book)
@@ -169,6 +181,7 @@ def test_question_without_column_names_file_and_id(files, tmp_path):
 ])
 def test_bad_values_name_file_row_and_column(files, column, row, value, match):
     raw, book, frame = files
+    frame = few_columns(frame)
     frame[column] = frame[column].astype(object)
     frame.loc[row, column] = value
     frame.to_csv(raw, index=False)
@@ -179,6 +192,7 @@ def test_bad_values_name_file_row_and_column(files, column, row, value, match):
 
 def test_bad_weight(files):
     raw, book, frame = files
+    frame = few_columns(frame)
     frame.loc[9, "W_WEIGHT"] = -1.0
     frame.to_csv(raw, index=False)
     assert build_wvs_items(raw, book).items  # weights are not read unless weighted
@@ -202,7 +216,7 @@ def test_bad_questionnaire(files, tmp_path):
 
 def test_stata_parquet_and_semicolon_csv_give_the_same_items(files, tmp_path):
     raw, book, frame = files
-    small = frame[["B_COUNTRY", "W_WEIGHT", "S018", "Q1", "Q119", "Q164"]]
+    small = few_columns(frame)
     reference = build_wvs_items(raw, book).items
     small.to_stata(tmp_path / "wvs.dta", write_index=False)
     small.to_parquet(tmp_path / "wvs.parquet")
