@@ -150,6 +150,7 @@ BAD_RECORDS = [
     _bad("instruction", instruction="What would a Peruvian say?\n\n"),
     _bad("instruction", instruction=EN.format("Narnia")),
     _bad("n_respondents", n_respondents=-3),
+    _bad("instruction", instruction=EN.format("Narnia"), options_dist={}),  # checked before the zero skip
     ("id", [wvs_record(), wvs_record()]),
 ]
 

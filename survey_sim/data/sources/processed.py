@@ -193,8 +193,6 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
             fail("options_dist", f"value of {letter} is negative ({value})")
     values = [float(dist.get(letter, 0.0)) for letter in letters]
     total = sum(values)
-    if total <= 0:
-        return None, 0.0
 
     parsed = parse_instruction(record["instruction"], language)
     if parsed is None:
@@ -209,6 +207,8 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
     question, had_trailer = split_question(record["input"], lang)
     if not had_trailer:
         flags = (*flags, NO_TRAILER_FLAG)
+    if total <= 0:
+        return None, 0.0
     try:
         item = SurveyItem(
             group=group, question_id=str(qid).strip(), question=question, options=labels, letters=letters,
