@@ -141,9 +141,8 @@ class SurveySimulator(L.LightningModule):
         for split, parts in self._collected.items():
             index = torch.cat([i for i, _ in parts])
             probs = torch.cat([p for _, p in parts])
-            if self.trainer is not None and self.trainer.world_size > 1:
-                index = self.all_gather(index).reshape(-1)
-                probs = self.all_gather(probs).reshape(-1, MAX_OPTIONS)
+            if self._trainer is not None and self.trainer.world_size > 1:
+                index, probs = self._gather_ranks(index, probs)
             n = int(index.max()) + 1 if len(index) else 0
             out = torch.full((n, MAX_OPTIONS), float("nan"), device=probs.device)
             out[index] = probs  # duplicates (padding batches of other ranks) carry identical values
@@ -156,6 +155,18 @@ class SurveySimulator(L.LightningModule):
                 self.log_dict({f"{name}/{k}": float(v) for k, v in summary.items() if k != "n_items"},
                               rank_zero_only=True)
         self._collected = {}
+
+    def _gather_ranks(self, index: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every rank's rows; ranks may hold different numbers of rows (all_gather needs equal shapes, so
+        each pads to the largest count with index -1, dropped after gathering)."""
+        counts = self.all_gather(torch.tensor([len(index)], device=probs.device)).reshape(-1)
+        pad = int(counts.max()) - len(index)
+        index = torch.cat([index, index.new_full((pad,), -1)])
+        probs = torch.cat([probs, probs.new_zeros(pad, MAX_OPTIONS)])
+        index = self.all_gather(index).reshape(-1)
+        probs = self.all_gather(probs).reshape(-1, MAX_OPTIONS)
+        keep = index >= 0
+        return index[keep], probs[keep]
 
     def on_validation_epoch_start(self) -> None:
         self._collected = {}
