@@ -18,6 +18,8 @@ REQUIRED_ROW_FIELDS = ("split", "group", "question_id", "human", "pred")
 # Run settings that tell runs apart in a table; runs equal on all of these (e.g. seeds) share a row.
 SETTING_FIELDS = ("model", "method", "control", "loss", "data", "language", "shuffle", "shuffle_train",
                   "permutations")
+# Row order of the tables: baselines first, then each model's methods.
+METHOD_ORDER = ("uniform", "prior", "prior_loo", "knn", "zs", "json_zs", "ft")
 
 
 @dataclass
@@ -157,8 +159,10 @@ class RunGroup:
 
 
 def group_runs(runs: list[Run]) -> list[RunGroup]:
-    """Runs grouped by their settings (model, method, control, loss, ...), in first-seen order.
+    """Runs grouped by their settings (model, method, control, loss, ...), ordered as the paper's tables.
 
+    Baselines come first, then models by name, each model's methods in `METHOD_ORDER`,
+    the [ctrl] row after its plain row.
     A group's label is the run label plus every other setting that varies among the
     runs with that same label (e.g. `(loss=kl)` next to `(loss=js)`), so labels are unique.
     """
@@ -173,4 +177,12 @@ def group_runs(runs: list[Run]) -> list[RunGroup]:
             extra = ", ".join(f"{k}={run.run.get(k)}" for k in varying[run.label])
             groups[run.settings] = RunGroup(run.label + (f" ({extra})" if extra else ""), [])
         groups[run.settings].runs.append(run)
-    return list(groups.values())
+
+    def order(g: RunGroup) -> tuple:
+        run = g.runs[0].run
+        method = run.get("method")
+        rank = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+        return (bool(run.get("model")), str(run.get("model") or ""), rank, str(method), bool(run.get("control")),
+                g.label)
+
+    return sorted(groups.values(), key=order)
