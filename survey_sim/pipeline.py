@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from survey_sim.baselines import BASELINES, make_baseline
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.splits import data_files, load_splits
-from survey_sim.data.transforms import country_swap, shuffle_options
+from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation import split_metrics
 from survey_sim.io import atomic_write_json
@@ -55,18 +55,9 @@ def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> li
 
 
 def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[str]]:
-    """Load the data config's splits and apply the control / shuffling transforms of this run."""
-    splits = load_splits(cfg.data)
-    names = eval_split_names(cfg, splits)
-    seed = int(cfg.seed)
-    if cfg.control:
-        pool = sorted({it.group for items in splits.values() for it in items})
-        splits = {k: country_swap(v, pool, seed) for k, v in splits.items()}
-    if cfg.shuffle.train and "train" in splits:
-        splits["train"] = shuffle_options(splits["train"], seed)
-    if cfg.shuffle.eval:
-        splits.update({k: shuffle_options(splits[k], seed + 1) for k in ["val", *names] if k in splits})
-    return splits, names
+    """Load the data config's splits and apply its control / shuffling transforms."""
+    splits = apply_transforms(load_splits(cfg.data), cfg.data)
+    return splits, eval_split_names(cfg, splits)
 
 
 def run(cfg: DictConfig) -> dict:

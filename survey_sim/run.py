@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+
+def run_name(kind: str, model: str, method: str, loss: str, control) -> str:
+    """Folder-friendly run name: model-method(-loss for fine-tuning)(-ctrl); baselines by method alone."""
+    parts = [method] if kind == "baseline" else [model, method] + ([loss] if method == "ft" else [])
+    return "-".join(parts + (["ctrl"] if str(control).lower() == "true" else []))
+
+
+OmegaConf.register_new_resolver("survey_sim_run_name", run_name, replace=True)
 
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
