@@ -1,6 +1,7 @@
 """`python -m survey_sim.report`: the files it writes, item selection and errors."""
 
 import pandas as pd
+import pytest
 
 from survey_sim.report.__main__ import main
 
@@ -40,3 +41,29 @@ def test_cli_splits_items_and_errors(results, tmp_path, capsys):
     assert main([str(root), "--out", str(out), "--items", "Atlantis:Q1"]) == 2
     assert main([str(paths["unfinished"]), "--out", str(out)]) == 1
     assert "No complete runs" in (out / "report.md").read_text()
+
+
+def test_report_reads_real_pipeline_runs(tmp_path):
+    """Run folders written by survey_sim.pipeline (two baselines on the demo survey) go through the report."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.pipeline import run
+    from survey_sim.run import CONFIG_DIR
+
+    written = {}
+    for method, extra in (("prior", []), ("uniform", ["control=true", "shuffle.eval=true"])):
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[
+                "data=demo", f"method={method}", "logger=csv", f"output_dir={tmp_path / 'runs' / method}",
+                "data.demo.n_countries=6", "data.demo.n_questions=8", *extra])
+        written[method] = run(cfg)
+    out = tmp_path / "rep"
+    assert main([str(tmp_path / "runs"), "--out", str(out), "--bootstrap", "50"]) == 0
+    frame = pd.read_csv(out / "results.csv")
+    for method, metrics in written.items():
+        for split, values in metrics["splits"].items():
+            got = frame[(frame["method"] == method) & (frame["split"] == split) & (frame["metric"] == "jsd")]
+            assert got["value"].item() == pytest.approx(values["jsd"])
+    md = (out / "report.md").read_text()
+    assert "| prior | 1 |" in md and "| uniform [ctrl] | 1 |" in md
+    assert len(list((out / "plots").glob("items_*.png"))) == 2
