@@ -67,3 +67,12 @@ def test_report_reads_real_pipeline_runs(tmp_path):
     md = (out / "report.md").read_text()
     assert "| prior | 1 |" in md and "| uniform [ctrl] | 1 |" in md
     assert len(list((out / "plots").glob("items_*.png"))) == 2
+
+
+@pytest.mark.slow
+def test_cli_logs_results_to_wandb_offline(results, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "rep"
+    assert main([str(results[0]), "--out", str(out), "--no-plots", "--bootstrap", "0", "--wandb"]) == 0
+    assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
