@@ -29,7 +29,7 @@ TRAIN = [
 
 
 def test_registry_names_and_errors():
-    assert set(BASELINES) == {"uniform", "prior", "prior_loo", "knn"}
+    assert {"uniform", "prior", "prior_loo", "knn"} <= set(BASELINES)
     with pytest.raises(ConfigError, match="knn, prior, prior_loo, uniform"):
         make_baseline("nope")
     with pytest.raises(ConfigError, match="unknown option"):
