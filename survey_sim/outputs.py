@@ -73,3 +73,15 @@ def format_table(split_metrics: Mapping[str, Mapping[str, float]],
         cells = "".join(f"{m[c]:>10.4f}" if c in m and m[c] is not None else f"{'-':>10}" for c in columns)
         lines.append(f"{split:<22}{int(m.get('n_items', 0)):>6}{cells}")
     return "\n".join(lines)
+
+
+def format_comparison(before: Mapping[str, Mapping[str, float]], after: Mapping[str, Mapping[str, float]],
+                      metric: str = "jsd") -> str:
+    """Per split: a metric before and after training, and the change."""
+    head = f"{'split':<22}{'before':>10}{'after':>10}{'change':>10}"
+    lines = [head, "-" * len(head)]
+    for split, m in after.items():
+        if split in before:
+            b, a = before[split][metric], m[metric]
+            lines.append(f"{split:<22}{b:>10.4f}{a:>10.4f}{a - b:>+10.4f}")
+    return "\n".join(lines)

@@ -23,11 +23,16 @@ from survey_sim.evaluation import split_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
-from survey_sim.outputs import format_table, run_info, write_config, write_results
+from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
 
 log = logging.getLogger(__name__)
 
 SIMULATOR_METHODS = ("zs", "ft")
+
+
+def uses_model(cfg: DictConfig) -> bool:
+    """Whether the run loads cfg.model: the simulator methods and a baseline that needs one (json_zs)."""
+    return cfg.method.kind == "simulator" or getattr(BASELINES.get(cfg.method.name), "needs_model", False)
 
 
 def validate(cfg: DictConfig) -> None:
@@ -39,8 +44,10 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown loss {cfg.loss.name!r}; valid: {', '.join(LOSSES)}")
     if int(cfg.permutations) < 1:
         raise ConfigError(f"permutations must be >= 1, got {cfg.permutations}")
-    if cfg.method.kind == "simulator":
+    if uses_model(cfg):
         validate_model_config(cfg.model)
+    if cfg.method.kind != "simulator" and cfg.get("calibrate"):
+        log.warning("calibrate=true applies to simulator methods (zs, ft) only; method %s is not calibrated", method)
 
 
 def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> list[str]:
@@ -80,7 +87,7 @@ def run(cfg: DictConfig) -> dict:
 
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
     metrics = {
-        "run": {"model": cfg.model.name if cfg.method.kind == "simulator" else None,
+        "run": {"model": cfg.model.name if uses_model(cfg) else None,
                 "method": cfg.method.name, "control": bool(cfg.control),
                 "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
                 "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
@@ -93,6 +100,9 @@ def run(cfg: DictConfig) -> dict:
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
     print(format_table(by_split))
+    if "before_training" in metrics:
+        print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
+        print(format_comparison(metrics["before_training"], by_split))
     print(f"outputs: {out_dir}")
     return metrics
 
