@@ -96,6 +96,10 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(out_dir) if cfg.resume else None)
         if trainer.is_global_zero:
             save_adapter(module, out_dir)
+    if cfg.get("calibrate"):  # fit T on val at T = 1; the test pass below uses it (calibration.json)
+        from survey_sim.calibration import calibrate_module
+        extra["calibration"] = calibrate_module(trainer, module, dm, expanded.get("val", []), bases.get("val", []),
+                                                 out_dir)
     trainer.test(module, datamodule=dm, verbose=False)
     log_to_wandb(logger, rows)
     return rows, module.history, extra

@@ -1,0 +1,464 @@
+"""`python -m survey_sim.simulate`: answer a new questionnaire for chosen countries with a simulator.
+
+    python -m survey_sim.simulate --questionnaire my_questions.yaml --countries "Kenya,JPN,Peru" \\
+        --run outputs/2025-01-01/12-00-00-smollm2_135m-ft-kl --out sim/
+
+The model is a run folder of `survey_sim.run` (its model config, prompt, adapter and calibration.json), a
+local adapter folder or Hugging Face adapter id with `--model` naming its base model config, or a model
+config alone (`--model smollm2_135m`: zero-shot). Each prediction is averaged over cyclic shifts of the
+option order (all of them by default); the range across shifts is reported as an uncertainty interval.
+Outputs: simulation.csv / .parquet / .json (a tidy table), metadata.json, README.md (provenance and a
+caution) and PNG figures under figures/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import difflib
+import hashlib
+import io
+import json
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import survey_sim
+from survey_sim.calibration import read_calibration
+from survey_sim.data import demo
+from survey_sim.data.countries import resolve_country
+from survey_sim.data.datamodule import SurveyDataModule
+from survey_sim.data.item import LETTERS, SurveyItem
+from survey_sim.errors import ConfigError, ModelUnavailableError, SurveySimError
+from survey_sim.evaluation import expand_permutations
+from survey_sim.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from survey_sim.model.loading import context_length, load_model, load_tokenizer, validate_model_config
+from survey_sim.model.simulator import MAX_OPTIONS, SurveySimulator, load_adapter
+from survey_sim.prompts import PromptBuilder
+from survey_sim.questionnaire import Question, read_questionnaire
+
+log = logging.getLogger(__name__)
+
+CONF = Path(__file__).resolve().parent.parent / "conf"
+CAUTION = ("Caution: these are simulated distributions from a language model, not survey evidence; "
+           "do not report them as what people in these countries think.")
+
+
+# ------------------------------------------------------------------------------------------ countries
+
+def country_sets(registry: str | Path = CONF / "data" / "registry" / "paper.yaml") -> dict[str, list[str]]:
+    """The named country sets (C1, C2, C3, C'1, ...) of a split registry file."""
+    return {str(k): [str(c) for c in v] for k, v in OmegaConf.load(registry).countries.items()}
+
+
+def resolve_countries(spec: str | Sequence[str], extra: Sequence[str] = (),
+                      sets: dict[str, list[str]] | None = None) -> list[str]:
+    """Canonical country names from names, ISO codes and named sets ("Kenya,JPN,C3"), in order, deduplicated.
+
+    `extra`: further accepted group names (a demo survey's invented countries). An unknown name is a
+    ConfigError listing close matches and the named sets.
+    """
+    sets = country_sets() if sets is None else sets
+    tokens = [t.strip() for t in (spec.split(",") if isinstance(spec, str) else spec) if str(t).strip()]
+    if not tokens:
+        raise ConfigError("no countries given (e.g. --countries 'Kenya,JPN,Peru' or --countries C2)")
+    by_set = {k.casefold(): k for k in sets}
+    by_extra = {e.casefold(): e for e in extra}
+    out: list[str] = []
+    for tok in tokens:
+        if tok.casefold() in by_set:
+            out += [resolve_country(c) for c in sets[by_set[tok.casefold()]]]
+        elif tok.casefold() in by_extra:
+            out.append(by_extra[tok.casefold()])
+        else:
+            try:
+                out.append(resolve_country(tok))
+            except ConfigError as err:
+                near = difflib.get_close_matches(tok, list(extra) + list(sets), n=3, cutoff=0.6)
+                more = f"; close matches among {'groups and ' if extra else ''}named sets: {', '.join(near)}" \
+                    if near else ""
+                raise ConfigError(f"{err}{more} (named sets: {', '.join(sets)})") from None
+    return list(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+@dataclass
+class ModelSpec:
+    """What to load: model config, prompt template, adapter, temperature, and where each came from."""
+
+    model_cfg: DictConfig
+    prompt: str | dict = "paper"
+    adapter: str | None = None
+    temperature: float = 1.0
+    provenance: dict = field(default_factory=dict)
+
+
+def _model_config(name_or_path: str) -> DictConfig:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") and path.is_file():
+        cfg = OmegaConf.load(path)
+    elif (CONF / "model" / f"{name_or_path}.yaml").is_file():
+        cfg = OmegaConf.load(CONF / "model" / f"{name_or_path}.yaml")
+    else:
+        shipped = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
+        near = difflib.get_close_matches(name_or_path, shipped, n=3)
+        raise ConfigError(f"unknown model config {name_or_path!r}" + (f"; close matches: {', '.join(near)}" if near
+                          else "") + f"; shipped: {', '.join(shipped)} (or give a .yaml file)")
+    validate_model_config(cfg)
+    return cfg
+
+
+def _adapter_info(adapter: str) -> dict:
+    config = Path(adapter) / "adapter_config.json"
+    info = {"adapter": adapter, "adapter_source": "local folder" if Path(adapter).exists() else "Hugging Face hub"}
+    if config.is_file():
+        info["adapter_base_model"] = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    return info
+
+
+def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
+                  prompt: str | None = None, calibration: bool = True) -> ModelSpec:
+    """A ModelSpec from exactly one of: a run folder, an adapter (with `model`), or a model config alone."""
+    from survey_sim.model.runner import resolve_adapter
+
+    if sum(x is not None for x in (run, adapter)) > 1:
+        raise ConfigError("give either --run or --adapter, not both")
+    if run is not None:
+        run_dir = Path(run)
+        if not (run_dir / "config.yaml").is_file():
+            raise ConfigError(f"{run_dir} is not a run folder of survey_sim.run (no config.yaml)")
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+        model_cfg = _model_config(model) if model else cfg.model
+        validate_model_config(model_cfg)
+        has_adapter = (run_dir / "adapter" / "adapter_config.json").is_file()
+        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
+        info = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").is_file() else {}
+        record = read_calibration(run_dir)
+        if not calibration:
+            cal = {"applied": False, "temperature": 1.0, "reason": "--no-calibration"}
+        elif record is None:
+            cal = {"applied": False, "temperature": 1.0, "reason": f"{run_dir} has no calibration.json"}
+        else:
+            cal = {"applied": True, "temperature": float(record["temperature"]), "file": str(run_dir / "calibration.json"),
+                   "fit_split": record.get("fit_split"),
+                   "kl_before": record.get(f"{record.get('fit_split', 'val')}_before", {}).get("kl"),
+                   "kl_after": record.get(f"{record.get('fit_split', 'val')}_after", {}).get("kl")}
+        data = cfg.get("data") or {}
+        provenance = {
+            "run": str(run_dir.resolve()), "run_complete": bool(metrics),
+            "method": (metrics.get("run") or {}).get("method") or cfg.method.get("name"),
+            "loss": (metrics.get("run") or {}).get("loss"),
+            "training_data": {"name": data.get("name"), "source": data.get("source"),
+                              "language": data.get("language"), "train_split": data.get("train_split"),
+                              "files": info.get("data_files", {})},
+            "calibration": cal,
+            **(_adapter_info(str(run_dir / "adapter")) if has_adapter else {"adapter": None}),
+        }
+        if not metrics:
+            log.warning("run folder %s has no metrics.json: the run did not finish", run_dir)
+        return ModelSpec(model_cfg, prompt or OmegaConf.to_container(cfg.prompt, resolve=True),
+                         str(run_dir / "adapter") if has_adapter else None, cal["temperature"], provenance)
+    if model is None:
+        raise ConfigError("name the model: --run RUN_DIR, or --model NAME (zero-shot, or the base model of "
+                          "--adapter)")
+    model_cfg = _model_config(model)
+    no_cal = {"applied": False, "temperature": 1.0, "reason": "no run folder (calibration is read from --run)"}
+    if adapter is not None:
+        path = resolve_adapter(adapter)
+        return ModelSpec(model_cfg, prompt or "paper", path, 1.0,
+                         {"run": None, "method": "adapter", "training_data": "unknown (adapter given without "
+                          "its run folder)", "calibration": no_cal, **_adapter_info(path)})
+    return ModelSpec(model_cfg, prompt or "paper", None, 1.0,
+                     {"run": None, "method": "zs", "adapter": None, "calibration": no_cal,
+                      "training_data": "none (zero-shot: no survey fine-tuning)"})
+
+
+class LoadedSimulator:
+    """A loaded backbone (+ adapter) and its tokenizer and prompt builder, predicting option distributions."""
+
+    def __init__(self, spec: ModelSpec, batch_size: int | None = None):
+        self.spec = spec
+        cfg = spec.model_cfg
+        self.tokenizer = load_tokenizer(cfg)
+        self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template))
+        self.batch_size = int(batch_size or cfg.eval_batch_size)
+        backbone = load_model(cfg)
+        if spec.adapter is not None:
+            try:
+                backbone = load_adapter(backbone, spec.adapter, trainable=False)
+            except (OSError, ValueError) as err:
+                raise ModelUnavailableError(
+                    f"cannot load adapter {spec.adapter!r}: it is neither a local adapter folder nor a Hugging "
+                    f"Face adapter id that can be downloaded now ({type(err).__name__}: {err})") from err
+        self.module = SurveySimulator(backbone, eval_split_names=["simulate"], val_split=None)
+        self.module.temperature.fill_(float(spec.temperature))
+        self.module.eval()
+        if cfg.get("device_map"):
+            self.device = next(backbone.parameters()).device
+        else:
+            self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            self.module.to(self.device)
+
+    def probabilities(self, items: Sequence[SurveyItem]) -> np.ndarray:
+        """[N, 26] option probabilities of each item (its current option order), at the spec's temperature."""
+        dm = SurveyDataModule({"simulate": list(items)}, self.tokenizer, self.builder, eval_batch_size=self.batch_size,
+                              max_length=context_length(self.spec.model_cfg, self.tokenizer), train_split=None,
+                              val_split=None, eval_splits=["simulate"])
+        dm.encode()
+        out = np.full((len(items), MAX_OPTIONS), np.nan)
+        with torch.inference_mode():
+            for batch in dm.test_dataloader()[0]:
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                probs = self.module(batch).exp().masked_fill(~batch["option_mask"], 0.0).float().cpu().numpy()
+                out[batch["index"].cpu().numpy(), : probs.shape[1]] = probs
+        return np.nan_to_num(out, nan=0.0)
+
+
+# ---------------------------------------------------------------------------------------------- table
+
+def average_copies(items: Sequence[SurveyItem], probs: np.ndarray, base: Sequence[int]) -> list[dict]:
+    """Per base item: the copies' predictions in original order, their mean, min, max and std."""
+    grouped: dict[int, list[np.ndarray]] = {}
+    for item, p, b in zip(items, probs, base):
+        grouped.setdefault(b, []).append(np.asarray(item.to_original_order(p[: item.num_options])))
+    out = []
+    for b in sorted(grouped):
+        copies = np.stack(grouped[b])
+        mean = copies.mean(axis=0)
+        out.append({"mean": mean / mean.sum(), "low": copies.min(axis=0), "high": copies.max(axis=0),
+                    "std": copies.std(axis=0), "n": len(copies)})
+    return out
+
+
+def tidy_table(items: Sequence[SurveyItem], stats: Sequence[dict]) -> pd.DataFrame:
+    """One row per (country, question, option): probability, permutation interval and per-item summaries."""
+    records = []
+    for item, s in zip(items, stats):
+        p = s["mean"]
+        top = int(np.argmax(p))
+        entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
+        for j, label in enumerate(item.options):
+            records.append({
+                "country": item.group, "question_id": item.question_id, "question": item.question,
+                "option_index": j, "letter": LETTERS[j], "option": label, "probability": float(p[j]),
+                "probability_low": float(s["low"][j]), "probability_high": float(s["high"][j]),
+                "probability_std": float(s["std"][j]), "predicted_majority": item.options[top],
+                "majority_probability": float(p[top]), "entropy_bits": entropy,
+                "n_permutations": int(s["n"]), "ordinal": bool(item.ordinal), "language": item.language})
+    return pd.DataFrame.from_records(records)
+
+
+# ------------------------------------------------------------------------------------ human reference
+
+def human_diversity_reference() -> tuple[pd.DataFrame | None, str]:
+    """Per WVS train question (C1 x Q1): option count and human diversity (mean pairwise 1-JSD across
+    countries), read from $SURVEY_SIM_DATA; (None, reason) when the data is not available."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from survey_sim.data.splits import load_splits
+    from survey_sim.metrics import diversity
+
+    overrides = ["data=wvs_en", "data.val_split=null", "data.test_splits=[]"]
+    try:
+        if GlobalHydra.instance().is_initialized():  # called from inside a Hydra app
+            cfg = compose(config_name="config", overrides=overrides)
+        else:
+            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+                cfg = compose(config_name="config", overrides=overrides)
+        items = load_splits(cfg.data)["train"]
+    except (SurveySimError, OSError) as err:
+        first = str(err).splitlines()[0]
+        return None, f"no human reference: the WVS data is not available ({first})"
+    rows = [{"question_id": it.question_id, "group": it.group, "human": list(it.distribution),
+             "pred": list(it.distribution)} for it in items]
+    k = {it.question_id: it.num_options for it in items}
+    frame = pd.DataFrame([{"question_id": q, "n_options": k[q], "human": d["human"], "n_groups": d["n_groups"]}
+                          for q, d in diversity(rows).items()])
+    note = (f"human reference: WVS-7 train split (C1 x Q1: {frame['n_groups'].max()} countries, {len(frame)} "
+            "questions) from $SURVEY_SIM_DATA, matched by option count")
+    return frame, note
+
+
+def model_diversity(table: pd.DataFrame) -> pd.DataFrame:
+    """Per simulated question: option count and mean pairwise 1-JSD of the predictions across countries."""
+    from itertools import combinations
+
+    from survey_sim.metrics import jsd
+
+    records = []
+    for qid, group in table.groupby("question_id", sort=False):
+        dists = [g.sort_values("option_index")["probability"].to_numpy() for _, g in group.groupby("country")]
+        if len(dists) >= 2:
+            records.append({"question_id": qid, "n_options": len(dists[0]), "n_groups": len(dists),
+                            "model": float(np.mean([jsd(a, b) for a, b in combinations(dists, 2)]))})
+    return pd.DataFrame(records, columns=["question_id", "n_options", "n_groups", "model"])
+
+
+# ------------------------------------------------------------------------------------------- simulate
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str | Path, *, language: str = "en",
+             run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
+             prompt: str | None = None, permutations: int | None = None, calibration: bool = True,
+             batch_size: int | None = None, figures: bool = True) -> dict:
+    """Simulate every country x question; write the table, metadata, README and figures to `out`.
+
+    `permutations`: cyclic shifts averaged per item (None: all K shifts). Returns the metadata written to
+    metadata.json, with "files" listing the outputs.
+    """
+    from survey_sim.simulate_plots import plot_country, plot_diversity, plot_question, save_figure
+
+    if language not in ("en", "zh"):
+        raise ConfigError(f"language must be 'en' or 'zh', got {language!r}")
+    if permutations is not None and permutations < 1:
+        raise ConfigError(f"permutations must be >= 1 (or omitted for all shifts), got {permutations}")
+    questions: list[Question] = read_questionnaire(questionnaire)
+    spec = resolve_model(run=run, adapter=adapter, model=model, prompt=prompt, calibration=calibration)
+    demo_run = isinstance(spec.provenance.get("training_data"), dict) and \
+        spec.provenance["training_data"].get("source") == "demo"
+    names = resolve_countries(countries, extra=demo.COUNTRIES if demo_run else ())
+    items = [it for q in questions for it in q.items(names, language, source=f"questionnaire:{Path(questionnaire).name}")]
+    expanded, base = expand_permutations(items, permutations or MAX_OPTIONS)
+    log.info("simulating %d questions x %d countries (%d prompts)", len(questions), len(names), len(expanded))
+    sim = LoadedSimulator(spec, batch_size)
+    probs = sim.probabilities(expanded)
+    table = tidy_table(items, average_copies(expanded, probs, base))
+
+    out = Path(out)
+    figures_dir = out / "figures"
+    reference, reference_note = human_diversity_reference() if figures else (None, "figures not drawn")
+    cfg = spec.model_cfg
+    metadata = {
+        "caution": CAUTION,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "survey_sim": survey_sim.__version__,
+        "model": {k: cfg.get(k) for k in ("name", "source", "hf_id", "package", "gguf_file", "local_path",
+                                          "revision", "dtype") if cfg.get(k) is not None},
+        "prompt": spec.prompt if isinstance(spec.prompt, str) else spec.prompt.get("name", "<custom>"),
+        "language": language,
+        **spec.provenance,
+        "questionnaire": {"file": str(Path(questionnaire).resolve()), "sha256": _sha256(Path(questionnaire)),
+                          "questions": [q.id for q in questions]},
+        "countries": names,
+        "permutations": {"requested": permutations or "all", "per_item": sorted(set(table["n_permutations"]))},
+        "uncertainty": "probability_low/high: min and max over the cyclic shifts of the option order (order "
+                       "sensitivity of the model, not sampling error); equal to probability when one shift",
+        "human_reference": reference_note,
+    }
+    files = {}
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    files["parquet"] = atomic_write_bytes(out / "simulation.parquet", buf.getvalue())
+    files["csv"] = atomic_write_text(out / "simulation.csv", table.to_csv(index=False))
+    files["json"] = atomic_write_json(out / "simulation.json", {"metadata": metadata,
+                                                                 "table": table.to_dict("records")})
+    if figures:
+        for qid, part in table.groupby("question_id", sort=False):
+            fig = plot_question(part, caption=CAUTION)
+            files[f"question:{qid}"] = save_figure(fig, figures_dir / f"question_{_slug(qid)}.png")
+        for country, part in table.groupby("country", sort=False):
+            fig = plot_country(part, caption=CAUTION)
+            files[f"country:{country}"] = save_figure(fig, figures_dir / f"country_{_slug(country)}.png")
+        fig = plot_diversity(model_diversity(table), reference, note=reference_note, caption=CAUTION)
+        files["diversity"] = save_figure(fig, figures_dir / "diversity.png")
+    metadata["files"] = {k: str(Path(v).relative_to(out)) for k, v in files.items()}
+    atomic_write_text(out / "README.md", _readme(metadata))
+    atomic_write_json(out / "metadata.json", metadata)
+    return metadata
+
+
+def _readme(m: dict) -> str:
+    cal = m["calibration"]
+    cal_line = (f"temperature {cal['temperature']:.3f} from {cal['file']}" if cal["applied"]
+                else f"none ({cal['reason']})")
+    data = m.get("training_data")
+    data_line = data if isinstance(data, str) else f"{data.get('name')} ({data.get('source')}, {data.get('language')})"
+    return "\n".join([
+        "# Simulated survey answers", "", f"**{m['caution']}**", "",
+        f"- model: {m['model'].get('name')} ({m['model'].get('hf_id') or m['model'].get('source')})",
+        f"- adapter: {m.get('adapter') or 'none (zero-shot)'}",
+        f"- run: {m.get('run') or '-'} (method {m.get('method')})",
+        f"- training data: {data_line}",
+        f"- calibration: {cal_line}",
+        f"- prompt: {m['prompt']}, language {m['language']}",
+        f"- option-order averaging: {m['permutations']['requested']} cyclic shifts "
+        f"(per item: {m['permutations']['per_item']})",
+        f"- questionnaire: {m['questionnaire']['file']} (sha256 {m['questionnaire']['sha256'][:12]})",
+        f"- countries: {', '.join(m['countries'])}",
+        f"- {m['human_reference']}",
+        f"- uncertainty: {m['uncertainty']}", "",
+        "Files: " + ", ".join(sorted(set(m["files"].values()))), ""])
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def _permutations(text: str) -> int | None:
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'all', got {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m survey_sim.simulate",
+        description="Simulate how countries would answer a new questionnaire. " + CAUTION)
+    p.add_argument("--questionnaire", required=True, help="YAML, JSON or CSV file: id, text, options, ordinal")
+    p.add_argument("--countries", required=True,
+                   help="comma-separated names, ISO codes or named sets (C1, C2, C3, C'1), e.g. 'Kenya,JPN,C3'")
+    p.add_argument("--language", default="en", choices=["en", "zh"], help="language of the prompt (default en)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--run", help="a run folder of survey_sim.run (adapter, config, calibration.json)")
+    src.add_argument("--adapter", help="a local adapter folder or a Hugging Face adapter id (needs --model)")
+    p.add_argument("--model", help="model config name (conf/model/NAME.yaml) or .yaml file: zero-shot, or the "
+                                   "base model of --adapter")
+    p.add_argument("--prompt", help="prompt template (paper, plain); default: the run's, else paper")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--permutations", type=_permutations, default=None,
+                   help="cyclic shifts of the option order averaged per item (default: all)")
+    p.add_argument("--no-calibration", action="store_true", help="ignore the run folder's calibration.json")
+    p.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
+    p.add_argument("--no-figures", action="store_true", help="write the tables only")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.adapter and not args.model:
+        print("error: --adapter needs --model (the config of the adapter's base model)", file=sys.stderr)
+        return 2
+    try:
+        meta = simulate(args.questionnaire, args.countries, args.out, language=args.language, run=args.run,
+                        adapter=args.adapter, model=args.model, prompt=args.prompt,
+                        permutations=args.permutations, calibration=not args.no_calibration,
+                        batch_size=args.batch_size, figures=not args.no_figures)
+    except SurveySimError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(_readme(meta))
+    print(f"outputs: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""`survey_sim.simulate` end to end: a tiny_random run folder (trained and calibrated by the pipeline) and
+zero-shot SmolLM2 answer a small questionnaire; the table, JSON copy, metadata and figures are checked."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from survey_sim.simulate import CAUTION, main, resolve_countries
+
+QUESTIONNAIRE = """\
+questions:
+  - id: trust_science
+    text: How much do you trust scientists?
+    options: [A great deal, Quite a lot, Not very much, None at all]
+    ordinal: true
+  - id: remote_work
+    text: Should employers allow working from home?
+    options: [Yes, No, It depends]
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def questionnaire(tmp_path_factory):
+    path = tmp_path_factory.mktemp("q") / "questions.yaml"
+    path.write_text(QUESTIONNAIRE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A run folder from the pipeline: tiny_random, 2 LoRA steps on the demo survey, calibrate=true."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.pipeline import run
+    from survey_sim.run import CONFIG_DIR
+
+    out = tmp_path_factory.mktemp("run")
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            "data=demo", "model=tiny_random", "method=ft", "trainer.max_steps=2", "logger=csv", "calibrate=true",
+            "data.demo.n_countries=6", "data.demo.n_questions=8", "trainer.enable_progress_bar=false",
+            f"output_dir={out}"])
+    return out, run(cfg)
+
+
+def _check_outputs(out, countries, question_ids, permutations):
+    table = pd.read_csv(out / "simulation.csv")
+    sums = table.groupby(["country", "question_id"])["probability"].sum()
+    assert set(sums.index) == {(c, q) for c in countries for q in question_ids}
+    assert np.allclose(sums.to_numpy(), 1.0)
+    assert (table["probability_low"] <= table["probability"] + 1e-9).all()
+    assert (table["probability"] <= table["probability_high"] + 1e-9).all()
+    assert set(table["n_permutations"]) == permutations
+    per_item = table.groupby(["country", "question_id"])
+    assert (per_item["predicted_majority"].nunique() == 1).all()
+    for _, part in per_item:
+        assert part.loc[part["probability"].idxmax(), "option"] == part["predicted_majority"].iloc[0]
+        p = part["probability"].to_numpy()
+        assert part["entropy_bits"].iloc[0] == pytest.approx(-(p * np.log2(p)).sum())
+    parquet = pd.read_parquet(out / "simulation.parquet")
+    pd.testing.assert_frame_equal(parquet.reset_index(drop=True), table, check_dtype=False)
+    copy = json.loads((out / "simulation.json").read_text())
+    assert len(copy["table"]) == len(table) and copy["metadata"]["caution"] == CAUTION
+    figures = [out / "figures" / f"question_{q}.png" for q in question_ids]
+    figures += [out / "figures" / f"country_{c.replace(' ', '_')}.png" for c in countries]
+    figures.append(out / "figures" / "diversity.png")
+    for fig in figures:
+        data = fig.read_bytes()
+        assert data.startswith(PNG) and len(data) > 5000, fig
+    assert CAUTION in (out / "README.md").read_text()
+    return table, json.loads((out / "metadata.json").read_text())
+
+
+def test_pipeline_calibrates_and_simulate_applies_it(tiny_run, questionnaire, tmp_path, monkeypatch, capsys):
+    run_dir, metrics = tiny_run
+    record = json.loads((run_dir / "calibration.json").read_text())
+    assert metrics["calibration"]["temperature"] == pytest.approx(record["temperature"])
+    assert record["val_after"]["kl"] <= record["val_before"]["kl"]
+    # the test pass ran at the fitted temperature: val metrics in metrics.json are the calibrated ones
+    assert metrics["splits"]["val"]["jsd"] == pytest.approx(record["val_after"]["jsd"], abs=1e-5)
+
+    monkeypatch.delenv("SURVEY_SIM_DATA", raising=False)
+    out = tmp_path / "sim"
+    assert main(["--questionnaire", str(questionnaire), "--countries", "Kenya,JPN,Peru", "--run", str(run_dir),
+                 "--out", str(out)]) == 0
+    assert "not survey evidence" in capsys.readouterr().out
+    table, meta = _check_outputs(out, ["Kenya", "Japan", "Peru"], ["trust_science", "remote_work"], {3, 4})
+    assert meta["calibration"]["applied"] and meta["calibration"]["temperature"] == record["temperature"]
+    assert meta["adapter"] == str(run_dir / "adapter") and meta["model"]["name"] == "tiny_random"
+    assert meta["training_data"]["name"] == "demo" and meta["method"] == "ft"
+    assert "no human reference" in meta["human_reference"]
+    assert set(table.loc[table["question_id"] == "remote_work", "option"]) == {"Yes", "No", "It depends"}
+
+    # the same adapter without calibration (and given as an adapter folder) predicts differently
+    out2 = tmp_path / "sim2"
+    assert main(["--questionnaire", str(questionnaire), "--countries", "Kenya", "--adapter",
+                 str(run_dir / "adapter"), "--model", "tiny_random", "--out", str(out2), "--permutations", "1",
+                 "--no-figures"]) == 0
+    meta2 = json.loads((out2 / "metadata.json").read_text())
+    assert not meta2["calibration"]["applied"] and meta2["adapter"] == str(run_dir / "adapter")
+    one = pd.read_csv(out2 / "simulation.csv")
+    assert set(one["n_permutations"]) == {1} and (one["probability_low"] == one["probability_high"]).all()
+    if record["temperature"] != 1.0:
+        first = table[table["country"] == "Kenya"]["probability"].to_numpy()
+        assert not np.allclose(first, one["probability"].to_numpy(), atol=1e-6)
+
+
+def test_zero_shot_smollm2(questionnaire, tmp_path):
+    out = tmp_path / "zs"
+    assert main(["--questionnaire", str(questionnaire), "--countries", "KE,Great Britain", "--model",
+                 "smollm2_135m", "--out", str(out), "--permutations", "2"]) == 0
+    table, meta = _check_outputs(out, ["Kenya", "Great Britain"], ["trust_science", "remote_work"], {2})
+    assert meta["adapter"] is None and meta["method"] == "zs" and not meta["calibration"]["applied"]
+    assert meta["model"]["name"] == "smollm2_135m" and meta["permutations"]["requested"] == 2
+    if os.environ.get("SURVEY_SIM_DATA"):
+        assert meta["human_reference"].startswith("human reference: WVS-7 train split")
+    else:
+        assert "no human reference" in meta["human_reference"]
+    assert (table["probability_high"] - table["probability_low"]).max() > 0  # two orders disagree somewhat
+
+
+def test_countries_by_name_code_and_set():
+    assert resolve_countries("Kenya, jpn,PE,392") == ["Kenya", "Japan", "Peru"]
+    assert resolve_countries("C2,Kenya")[:2] == ["Egypt", "Ethiopia"] and len(resolve_countries("C2")) == 8
+    assert resolve_countries("avaloria,Kenya", extra=["Avaloria"]) == ["Avaloria", "Kenya"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--countries", "Kenyaa", "--model", "tiny_random"], "close matches: Kenya"),
+    (["--countries", "C4", "--model", "tiny_random"], "named sets: C1, C2, C3"),
+    (["--countries", "Kenya", "--model", "tiny_rando"], "close matches: tiny_random"),
+    (["--countries", "Kenya", "--adapter", "someone/adapter"], "--adapter needs --model"),
+    (["--countries", "Kenya", "--adapter", "someone/missing-adapter", "--model", "tiny_random"],
+     "cannot load adapter 'someone/missing-adapter'"),
+    (["--countries", "Kenya"], "name the model"),
+])
+def test_guard_rails(questionnaire, tmp_path, capsys, args, words):
+    assert main(["--questionnaire", str(questionnaire), "--out", str(tmp_path / "o"), *args]) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "o" / "simulation.csv").exists()
+
+
+def test_bad_questionnaire_row_is_an_error(tmp_path, capsys):
+    path = tmp_path / "q.csv"
+    path.write_text("id,text,options\nq1,First?,a|b\nq1,Again?,a|b\n")
+    assert main(["--questionnaire", str(path), "--countries", "Kenya", "--model", "tiny_random",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "record 2, field 'id': duplicate question id 'q1'" in capsys.readouterr().err
