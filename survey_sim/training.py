@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -38,6 +39,51 @@ def build_logger(cfg: DictConfig, out_dir: Path) -> Logger:
     raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
 
 
+def _fsdp_layer(module: torch.nn.Module, suffix: str) -> bool:
+    return type(module).__name__.endswith(suffix)
+
+
+def _fsdp_unit(module: torch.nn.Module, suffix: str) -> bool:
+    """A decoder layer, or a leaf with trainable weights (LoRA: fp32 adapters beside bf16 weights would break
+    FSDP's one-dtype-per-unit rule)."""
+    weight = getattr(module, "weight", None)
+    trainable_leaf = not any(True for _ in module.children()) and getattr(weight, "requires_grad", False)
+    return _fsdp_layer(module, suffix) or bool(trainable_leaf)
+
+
+def build_strategy(t: DictConfig):
+    """The Lightning strategy: its name, or for `fsdp` with an `fsdp` section an FSDPStrategy with one unit per
+    decoder layer (class name ending in fsdp.auto_wrap_suffix) and per trainable leaf."""
+    if t.strategy != "fsdp" or not t.get("fsdp"):
+        return t.strategy
+    from functools import partial
+
+    from lightning.pytorch.strategies import FSDPStrategy
+    from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
+
+    f = t.fsdp
+    suffix = str(f.auto_wrap_suffix)
+    checkpointing = (partial(lambda_auto_wrap_policy, lambda_fn=partial(_fsdp_layer, suffix=suffix))
+                     if f.activation_checkpointing else None)
+    wrap = partial(lambda_auto_wrap_policy, lambda_fn=partial(_fsdp_unit, suffix=suffix))
+    return FSDPStrategy(auto_wrap_policy=wrap, activation_checkpointing_policy=checkpointing, sharding_strategy=str(f.sharding_strategy),
+                        use_orig_params=bool(f.use_orig_params), cpu_offload=bool(f.cpu_offload),
+                        state_dict_type=str(f.state_dict_type))
+
+
+def full_parameters(trainer: L.Trainer):
+    """A context in which rank 0 sees full (unsharded) parameters: FSDP gathers them (every rank must enter);
+    other strategies hold full parameters already."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        return FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False,
+                                                           rank0_only=True)
+    return contextlib.nullcontext()
+
+
 def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Trainer:
     """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints."""
     t = cfg.trainer
@@ -49,7 +95,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Tr
                                  save_top_k=1, monitor=None)]
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
-        strategy=t.strategy, num_nodes=t.num_nodes, precision=t.precision or default_precision(),
+        strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
         accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
         val_check_interval=t.val_check_interval, log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, enable_progress_bar=t.enable_progress_bar,

@@ -14,7 +14,7 @@ from survey_sim.evaluation import expand_permutations, prediction_rows, split_me
 from survey_sim.model.loading import context_length, load_model, load_tokenizer
 from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter
 from survey_sim.prompts import PromptBuilder
-from survey_sim.training import build_logger, build_trainer
+from survey_sim.training import build_logger, build_trainer, full_parameters
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +94,9 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         extra["before_training"] = {s: split_metrics(r) for s, r in rows.items()}
     if train:
         trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(out_dir) if cfg.resume else None)
-        if trainer.is_global_zero:
-            save_adapter(module, out_dir)
+        with full_parameters(trainer):  # FSDP: gathered from the shards; every rank enters
+            if trainer.is_global_zero:
+                save_adapter(module, out_dir)
     if cfg.get("calibrate"):  # fit T on val at T = 1; the test pass below uses it (calibration.json)
         from survey_sim.calibration import calibrate_module
         extra["calibration"] = calibrate_module(trainer, module, dm, expanded.get("val", []), bases.get("val", []),

@@ -1,0 +1,237 @@
+"""Benchmark: the simulator's fast path against the paper's naive path, same items, same model, one process.
+
+    python experiments/benchmark.py --model smollm2_135m --items 300 --split val
+
+Evaluation and LoRA training steps (r and targets from the model config, AdamW) for (a) ours: batches from
+`SurveyDataModule` (length-grouped, per-batch padding) through `SurveySimulator` (option rows only,
+evaluation under torch.inference_mode) and (b) the paper's naive path (every prompt padded to 256 tokens,
+full-vocabulary logits at all positions, per-item loss loop), interleaved in `--repeats` rounds so that
+load from other processes hits both alike. Reports examples/s, peak memory above the loaded model, the
+largest probability difference between the paths, and the ratios; prints a table and writes JSON.
+
+Items: `--split` of the data config (default wvs_en when $SURVEY_SIM_DATA is set, else the synthetic demo
+survey, noted in the output), a seeded sample of `--items`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from survey_sim import bench
+from survey_sim.io import atomic_write_json
+
+log = logging.getLogger("benchmark")
+
+
+def compose_config(model: str, data: str):
+    """The project's Hydra config with model= and data= overrides (no run folder is created)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="config", overrides=[f"model={model}", f"data={data}", "logger=csv"])
+
+
+def load_items(cfg, split: str, n: int, seed: int) -> tuple[list, str]:
+    """A seeded sample of n items of `split` (a note says where they came from)."""
+    from survey_sim.data.splits import load_splits
+
+    splits = load_splits(cfg.data)
+    if split not in splits:
+        raise SystemExit(f"split {split!r} not in data {cfg.data.name!r}; available: {sorted(splits)}")
+    items, note = list(splits[split]), f"{cfg.data.name}/{split}"
+    if len(items) < n and cfg.data.name == "demo":
+        items = [it for name in splits for it in splits[name]]
+        note = f"demo survey (synthetic), all splits pooled: {split} has fewer than {n} items"
+    if len(items) > n:
+        items = random.Random(seed).sample(items, n)
+    return items, note
+
+
+def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size: int, bucket: int, seed: int):
+    """A `SurveyDataModule` serving the items as both its training and its evaluation split, encoded."""
+    from survey_sim.data.datamodule import SurveyDataModule
+    from survey_sim.model.loading import context_length
+    from survey_sim.prompts import PromptBuilder
+
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    dm = SurveyDataModule({"bench": items}, tokenizer, builder, batch_size=batch_size,
+                          eval_batch_size=eval_batch_size, seed=seed,
+                          max_length=context_length(cfg.model, tokenizer), train_split="bench", val_split=None,
+                          eval_splits=["bench"], bucket_multiple=bucket)
+    dm.encode()
+    return dm
+
+
+def _cycle_train_batches(dm, steps: int) -> list[dict]:
+    """`steps` training batches from the DataModule's loader, epoch after epoch."""
+    out, epoch = [], 0
+    while len(out) < steps:
+        loader = dm.train_dataloader()
+        loader.batch_sampler.set_epoch(epoch)
+        out += list(loader)
+        epoch += 1
+    return out[:steps]
+
+
+def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: int, repeats: int,
+                  memory: bool = True, seed: int = 0) -> dict:
+    """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone)."""
+    device = torch.device("cpu")
+    encoded = dm.encoded["bench"]
+    pad_id = dm.tokenizer.pad_token_id
+    longest = max(len(x.input_ids) for x in encoded)
+    naive_length = max(naive_length, longest)
+    n_train = train_steps * dm.batch_size
+    batches = {
+        ("ours", "eval"): list(dm.test_dataloader()[0]),
+        ("naive", "eval"): [bench.naive_collate(c, pad_id, naive_length) for c in bench.chunks(encoded, naive_batch)],
+        ("ours", "train"): _cycle_train_batches(dm, train_steps),
+        ("naive", "train"): bench.naive_batches(encoded, naive_batch, pad_id, n_examples=n_train, seed=seed,
+                                                length=naive_length),
+    }
+    model = sim.backbone
+    fns = {"ours": (lambda b: bench.fast_log_probs(sim, b), lambda b: bench.fast_loss(sim, b)),
+           "naive": (lambda b: bench.naive_log_probs(model, b), lambda b: bench.naive_loss(model, b))}
+    params = [p for p in sim.parameters() if p.requires_grad]
+    optimizers = {path: torch.optim.AdamW(params, lr=1e-5) for path in fns}
+
+    def run(path: str, phase: str, chosen: list[dict], keep: list | None = None) -> bench.Timing:
+        if phase == "eval":
+            sim.eval()
+            return bench.time_eval(fns[path][0], chosen, device, inference=path == "ours", keep=keep)
+        sim.train()
+        return bench.time_train(fns[path][1], chosen, optimizers[path], device)
+
+    keys = list(batches)
+    for path, phase in keys:  # warm-up: thread pools, AdamW state, first-call overheads
+        run(path, phase, batches[(path, phase)][:1])
+    peaks = {}
+    if memory:
+        for path, phase in keys:
+            largest = sorted(batches[(path, phase)], key=lambda b: -b["input_ids"].numel())[:2]
+            with bench.PeakMemory(device) as mem:
+                run(path, phase, largest)
+            peaks[(path, phase)] = mem.peak_bytes
+    timings = {key: bench.Timing() for key in keys}
+    per_round = {key: [] for key in keys}
+    kept: dict[str, list] = {"ours": [], "naive": []}
+    loads = [os.getloadavg()[0]]
+    for r in range(repeats):
+        for path, phase in keys:
+            t = run(path, phase, batches[(path, phase)], keep=kept[path] if phase == "eval" and r == 0 else None)
+            timings[(path, phase)].add(t)
+            per_round[(path, phase)].append(round(t.examples_per_s, 3))
+            loads.append(os.getloadavg()[0])
+            log.info("round %d %s %s: %.2f examples/s", r, path, phase, t.examples_per_s)
+    rows = []
+    for (path, phase), t in timings.items():
+        rows.append({"path": path, "phase": phase,
+                     "batch_size": (dm.eval_batch_size if phase == "eval" else dm.batch_size)
+                     if path == "ours" else naive_batch,
+                     "examples_per_s": t.examples_per_s, "rounds": per_round[(path, phase)],
+                     "examples": t.examples, "seconds": t.seconds,
+                     "padding_frac": 1.0 - t.tokens / t.padded_tokens,
+                     "peak_mb": peaks[(path, phase)] / 2**20 if memory else None})
+    rate = {(r["path"], r["phase"]): r for r in rows}
+    ratios = {phase: rate[("ours", phase)]["examples_per_s"] / rate[("naive", phase)]["examples_per_s"]
+              for phase in ("eval", "train")}
+    if memory:
+        ratios.update({f"peak_memory_{phase}": peaks[("ours", phase)] / max(peaks[("naive", phase)], 1)
+                       for phase in ("eval", "train")})
+    diff = bench.max_prob_diff(bench.per_item_probs(kept["ours"]), bench.per_item_probs(kept["naive"]))
+    lengths = [len(x.input_ids) for x in encoded]
+    return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff,
+            "prompt_tokens": {"mean": sum(lengths) / len(lengths), "min": min(lengths), "max": longest},
+            "naive_length": naive_length, "train_steps": train_steps, "repeats": repeats,
+            "loadavg_1min": {"min": min(loads), "max": max(loads)}}
+
+
+def format_table(result: dict) -> str:
+    """A Markdown table of both paths with the ratios."""
+    rate = {(r["path"], r["phase"]): r for r in result["rows"]}
+    lines = ["| phase | path | batch | examples/s | padding | peak MB above model |",
+             "|---|---|---|---|---|---|"]
+    for phase in ("eval", "train"):
+        for path in ("naive", "ours"):
+            r = rate[(path, phase)]
+            peak = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
+            lines.append(f"| {phase} | {path} | {r['batch_size']} | {r['examples_per_s']:.2f} | "
+                         f"{r['padding_frac']:.0%} | {peak} |")
+    ratios = result["ratios"]
+    text = "\n".join(lines) + f"\n\nspeed-up: eval {ratios['eval']:.2f}x, train {ratios['train']:.2f}x"
+    if "peak_memory_eval" in ratios:
+        text += (f"; peak memory ours/naive: eval {ratios['peak_memory_eval']:.2f}, "
+                 f"train {ratios['peak_memory_train']:.2f}")
+    return text + f"; max |p_ours - p_naive| = {result['max_abs_prob_diff']:.1e}"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="smollm2_135m", help="a conf/model config name")
+    p.add_argument("--data", default=None, help="a conf/data config name (default: wvs_en if SURVEY_SIM_DATA "
+                                                  "is set, else demo)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--items", type=int, default=300)
+    p.add_argument("--eval-batch", type=int, default=None, help="ours (default: the model config's)")
+    p.add_argument("--train-batch", type=int, default=None, help="ours (default: the model config's)")
+    p.add_argument("--naive-batch", type=int, default=8)
+    p.add_argument("--naive-length", type=int, default=bench.NAIVE_LENGTH)
+    p.add_argument("--bucket", type=int, default=1, help="ours: pad lengths to a multiple of this")
+    p.add_argument("--train-steps", type=int, default=16, help="training steps per path per round")
+    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
+    p.add_argument("--no-memory", action="store_true")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="JSON path (default outputs/benchmark/<model>-<data>-<split>.json)")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = args.data or ("wvs_en" if os.environ.get("SURVEY_SIM_DATA") else "demo")
+    if args.data is None and data == "demo":
+        print("note: SURVEY_SIM_DATA is unset; benchmarking on the synthetic demo survey", file=sys.stderr)
+
+    from survey_sim.model.loading import load_backbone
+    from survey_sim.model.simulator import SurveySimulator, add_lora
+
+    cfg = compose_config(args.model, data)
+    torch.manual_seed(args.seed)
+    items, note = load_items(cfg, args.split, args.items, args.seed)
+    backbone, tokenizer = load_backbone(cfg.model)
+    dm = build_data(cfg, items, tokenizer, batch_size=args.train_batch or int(cfg.model.batch_size),
+                    eval_batch_size=args.eval_batch or int(cfg.model.eval_batch_size), bucket=args.bucket,
+                    seed=args.seed)
+    sim = SurveySimulator(add_lora(backbone, cfg.model.lora), loss="kl")
+    started = time.time()
+    result = run_benchmark(sim, dm, naive_batch=args.naive_batch, naive_length=args.naive_length,
+                           train_steps=args.train_steps, repeats=args.repeats, memory=not args.no_memory,
+                           seed=args.seed)
+    result["setup"] = {"model": args.model, "items": len(items), "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
+                       "device": "cpu", "cpu": platform.processor() or platform.machine(),
+                       "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                       "torch": torch.__version__, "dtype": str(next(backbone.parameters()).dtype),
+                       "bucket": args.bucket, "seconds": round(time.time() - started, 1)}
+    table = format_table(result)
+    print(f"\n{args.model} on {note}: {len(items)} items, prompts {result['prompt_tokens']['mean']:.0f} tokens "
+          f"on average; {torch.get_num_threads()} threads, load {result['loadavg_1min']}\n{table}")
+    out = Path(args.out or ROOT / "outputs" / "benchmark" / f"{args.model}-{data}-{args.split}.json")
+    atomic_write_json(out, result)
+    print(f"written: {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

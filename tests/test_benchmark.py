@@ -1,0 +1,127 @@
+"""The speed benchmark and the GPU check: both paths agree, the measurements are well-formed, FLOPs are counted
+as documented. Tiny models on CPU only (the real numbers come from running the scripts)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from survey_sim import bench
+from survey_sim.data.batching import EncodedItem
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"experiments_{name}", REPO / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_naive_collate_left_pads_to_the_fixed_length():
+    items = [EncodedItem(0, (5, 6, 7), (1, 2), (0.5, 0.5)), EncodedItem(1, (8,), (3, 4, 9), (0.2, 0.3, 0.5))]
+    b = bench.naive_collate(items, pad_id=0, length=6)
+    assert b["input_ids"].tolist() == [[0, 0, 0, 5, 6, 7], [0, 0, 0, 0, 0, 8]]
+    assert b["position_ids"][:, -1].tolist() == [2, 0] and b["attention_mask"].sum().item() == 4
+    with pytest.raises(ValueError, match="fixed length 2"):
+        bench.naive_collate(items, pad_id=0, length=2)
+
+
+def test_flop_count_and_card_peaks():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from survey_sim.model.simulator import add_lora
+
+    cfg = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2)
+    model = add_lora(LlamaForCausalLM(cfg), {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj"]})
+    stats = bench.decoder_stats(model)
+    per_layer = 32 * 32 * 2 + 32 * 16 * 2 + 3 * 32 * 64  # q, o; k, v (2 kv heads of 8); gate, up, down
+    assert stats["layer_params"] == 3 * per_layer and stats["attn_width"] == 32
+    forward = bench.useful_flops(stats, [10, 20], train=False)
+    assert forward == 2 * 3 * per_layer * 30 + 2 * 3 * 32 * (100 + 400)
+    assert bench.useful_flops(stats, [10, 20], train=True) == 2 * (2 * 3 * per_layer * 30) + 3 * 2 * 3 * 32 * 500
+    assert bench.bf16_peak_tflops("NVIDIA H100 80GB HBM3") == 989.0
+    assert bench.bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert bench.bf16_peak_tflops("NVIDIA H200") == 989.0 and bench.bf16_peak_tflops("Quadro") is None
+
+
+def test_peak_memory_sees_a_large_cpu_allocation():
+    with bench.PeakMemory(torch.device("cpu"), interval=0.001) as mem:
+        x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
+        time.sleep(0.05)
+        del x
+    assert 48 * 2**20 < mem.peak_bytes < 256 * 2**20
+
+
+def test_lightning_evaluates_under_inference_mode(tmp_path, tiny_cfg):
+    from omegaconf import OmegaConf
+
+    from survey_sim.data.batching import collate
+    from survey_sim.model.loading import load_model
+    from survey_sim.model.simulator import SurveySimulator
+    from survey_sim.training import build_trainer
+
+    seen = []
+
+    class Probe(SurveySimulator):
+        def test_step(self, batch, batch_idx, dataloader_idx=0):
+            seen.append(torch.is_inference_mode_enabled())
+            return super().test_step(batch, batch_idx, dataloader_idx)
+
+    items = [EncodedItem(i, tuple(range(5, 9 + i)), (10, 11), (0.5, 0.5)) for i in range(3)]
+    loader = torch.utils.data.DataLoader(items, batch_size=2, collate_fn=lambda xs: collate(xs, 0))
+    cfg = OmegaConf.create({"trainer": OmegaConf.load(REPO / "conf" / "trainer" / "default.yaml")})
+    cfg.trainer.update(accelerator="cpu", enable_progress_bar=False)
+    module = Probe(load_model(tiny_cfg), eval_split_names=["s"], val_split=None)
+    build_trainer(cfg, tmp_path, None).test(module, dataloaders=[loader], verbose=False)
+    assert seen == [True, True] and module.predictions["s"].shape == (3, 26)
+
+
+def test_benchmark_on_a_tiny_model_agrees_and_reports_both_paths(tiny_cfg):
+    benchmark = _script("benchmark")
+    from survey_sim.model.loading import load_backbone
+    from survey_sim.model.simulator import SurveySimulator, add_lora
+
+    cfg = benchmark.compose_config("tiny_random", "demo")
+    items, note = benchmark.load_items(cfg, "val", 12, seed=0)
+    assert len(items) == 12 and "demo" in note
+    model, tokenizer = load_backbone(cfg.model)
+    dm = benchmark.build_data(cfg, items, tokenizer, batch_size=4, eval_batch_size=8, bucket=1, seed=0)
+    sim = SurveySimulator(add_lora(model, cfg.model.lora), loss="kl")
+    result = benchmark.run_benchmark(sim, dm, naive_batch=4, naive_length=160, train_steps=1, repeats=1)
+    rows = {(r["path"], r["phase"]): r for r in result["rows"]}
+    assert set(rows) == {(p, ph) for p in ("ours", "naive") for ph in ("eval", "train")}
+    assert rows[("ours", "eval")]["examples"] == rows[("naive", "eval")]["examples"] == 12
+    assert rows[("ours", "train")]["examples"] == rows[("naive", "train")]["examples"] == 4
+    assert all(r["examples_per_s"] > 0 and r["peak_mb"] is not None for r in rows.values())
+    assert rows[("ours", "eval")]["padding_frac"] < 0.2 < rows[("naive", "eval")]["padding_frac"]
+    assert result["max_abs_prob_diff"] < 1e-5
+    assert set(result["ratios"]) == {"eval", "train", "peak_memory_eval", "peak_memory_train"}
+    assert "speed-up: eval" in benchmark.format_table(result)
+
+
+def test_gpu_check_tiny_runs_on_cpu(tmp_path):
+    gpu_check = _script("gpu_check")
+    results = gpu_check.main(["--tiny", "--out", str(tmp_path), "--eval-items", "12", "--train-examples", "8"])
+    saved = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert saved["setup"]["tiny"] and set(saved["models"]) == {"llama3_8b", "qwen2_7b"}
+    for name, entry in saved["models"].items():
+        kind = {"llama3_8b": "llama", "qwen2_7b": "qwen2"}[name]
+        assert entry["architecture"]["model_type"] == kind and entry["architecture"]["hidden_size"] == 64
+        assert [r["variant"] for r in entry["rows"]] == [v.name for v in gpu_check.TINY_VARIANTS]
+        assert all("error" not in r and r["examples_per_s"] > 0 and r["mfu"] is None for r in entry["rows"])
+        assert entry["max_abs_prob_diff"] < 1e-5
+        assert set(entry["best"]) == {"eval", "train"}
+    assert results["models"].keys() == saved["models"].keys()
+    # the full-size architectures are the published ones
+    assert gpu_check.ARCHS["llama3_8b"][1]["intermediate_size"] == 14336
+    assert gpu_check.ARCHS["qwen2_7b"][1]["vocab_size"] == 152064
