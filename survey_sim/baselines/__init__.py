@@ -1,17 +1,19 @@
-"""Non-model baselines (uniform, question prior, leave-one-out prior, nearest neighbour) and their registry."""
+"""Baselines (uniform, question prior, leave-one-out prior, nearest neighbour, the model's JSON answer) and their
+registry."""
 
 from __future__ import annotations
 
 import inspect
 
 from survey_sim.baselines.base import Baseline
+from survey_sim.baselines.json_zs import JSONZeroShotBaseline
 from survey_sim.baselines.knn import KNNBaseline
 from survey_sim.baselines.prior import PriorBaseline, PriorLOOBaseline
 from survey_sim.baselines.uniform import UniformBaseline
 from survey_sim.errors import ConfigError
 
 BASELINES: dict[str, type[Baseline]] = {
-    cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline)
+    cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline, JSONZeroShotBaseline)
 }
 
 
@@ -28,5 +30,5 @@ def make_baseline(name: str, **cfg) -> Baseline:
     return cls(**cfg)
 
 
-__all__ = ["BASELINES", "Baseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline", "UniformBaseline",
-           "make_baseline"]
+__all__ = ["BASELINES", "Baseline", "JSONZeroShotBaseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
+           "UniformBaseline", "make_baseline"]

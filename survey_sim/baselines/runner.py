@@ -6,7 +6,7 @@ import logging
 
 from omegaconf import DictConfig
 
-from survey_sim.baselines import make_baseline
+from survey_sim.baselines import BASELINES, make_baseline
 from survey_sim.data.item import SurveyItem
 from survey_sim.evaluation import expand_permutations, prediction_rows
 
@@ -17,6 +17,8 @@ def run_baseline(cfg: DictConfig, splits: dict[str, list[SurveyItem]],
                  eval_names: list[str]) -> tuple[dict[str, list[dict]], list[dict], dict]:
     """Returns prediction rows per split, an empty history and the baseline's own counters."""
     options = {k: v for k, v in cfg.method.items() if k not in ("name", "kind", "train")}
+    if getattr(BASELINES.get(cfg.method.name), "needs_model", False):  # json_zs: the run's model
+        options["model_cfg"] = cfg.model
     baseline = make_baseline(cfg.method.name, **options).fit(splits.get("train", []))
     rows = {}
     for name in eval_names:
