@@ -13,6 +13,7 @@ import numpy as np
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import cyclic_shift
+from survey_sim.errors import SurveySimError
 from survey_sim.metrics import aggregate, item_metrics
 
 
@@ -44,6 +45,10 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
     for b in sorted(grouped):
         item, preds = first[b], np.stack(grouped[b])
         q = preds.mean(axis=0)
+        if not np.all(np.isfinite(q)):
+            raise SurveySimError(f"split {item.split}, item {b} ({item.group!r}, question {item.question_id!r}): "
+                                 f"the predicted distribution {q.tolist()} is not finite; the model's outputs "
+                                 "overflowed (e.g. float16 weights) or its training diverged")
         q = q / q.sum()
         human = np.asarray(item.to_original_order(item.distribution))
         order = list(item.option_order)

@@ -24,6 +24,7 @@ from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
 from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
+from survey_sim.preflight import check_run
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ def validate(cfg: DictConfig) -> None:
         validate_model_config(cfg.model)
     if cfg.method.kind != "simulator" and cfg.get("calibrate"):
         log.warning("calibrate=true applies to simulator methods (zs, ft) only; method %s is not calibrated", method)
+    check_run(cfg)
 
 
 def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> list[str]:

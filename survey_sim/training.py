@@ -12,6 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from survey_sim.checkpointing import AtomicCheckpointIO, RandomState
 from survey_sim.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -85,14 +86,15 @@ def full_parameters(trainer: L.Trainer):
 
 
 def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Trainer:
-    """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints."""
+    """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints,
+    atomically, with the random state (see survey_sim.checkpointing)."""
     t = cfg.trainer
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
                                  every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
-                                 save_top_k=1, monitor=None)]
+                                 save_top_k=1, monitor=None), RandomState()]
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
@@ -101,5 +103,5 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Tr
         limit_train_batches=t.limit_train_batches, enable_progress_bar=t.enable_progress_bar,
         deterministic=t.deterministic, logger=logger if logger is not None else False, callbacks=callbacks,
         default_root_dir=str(out_dir), use_distributed_sampler=False, enable_model_summary=False,
-        num_sanity_val_steps=0,
+        num_sanity_val_steps=0, plugins=[AtomicCheckpointIO()],
     )

@@ -28,7 +28,8 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
     mega-batches of `mega_batches` batches, each sorted by length, then the batch order is shuffled.
     Evaluation: sorted by length, longest first. With several ranks, batches are dealt round-robin and
     the last ones repeated so every rank runs the same number of steps (duplicates are dropped when
-    predictions are gathered, by item index).
+    predictions are gathered, by item index). `resume_at(epoch, done)` makes the next iteration start
+    `done` batches into that epoch (a run resumed mid-epoch continues where it was interrupted).
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, shuffle: bool, seed: int = 0,
@@ -39,9 +40,23 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.num_replicas, self.rank, self.mega_batches = num_replicas, rank, mega_batches
         self.epoch = 0
+        self._resume: tuple[int, int] | None = None
+
+    @property
+    def sampler(self) -> LengthGroupedBatchSampler:
+        """This sampler itself: Lightning calls `set_epoch` on `batch_sampler.sampler` (the layout of torch's
+        BatchSampler), never on the batch sampler, so without this every epoch would repeat epoch 0's order."""
+        return self
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def resume_at(self, epoch: int, done: int) -> None:
+        """Make the next iteration skip the first `done` batches of `epoch` (the next epoch when `done`
+        covers all of them); later iterations are whole epochs again."""
+        if done >= len(self):
+            epoch, done = epoch + 1, 0
+        self.epoch, self._resume = epoch, (epoch, done)
 
     def _all_batches(self) -> list[list[int]]:
         n = len(self.lengths)
@@ -64,6 +79,11 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
             per_rank = math.ceil(len(batches) / self.num_replicas)
             batches = batches + batches[: per_rank * self.num_replicas - len(batches)]
             batches = batches[self.rank::self.num_replicas]
+        if self._resume is not None:
+            epoch, done = self._resume
+            self._resume = None
+            if epoch == self.epoch:
+                batches = batches[done:]
         return iter(batches)
 
     def __len__(self) -> int:

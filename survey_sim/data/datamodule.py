@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import lightning as L
+import torch
 from torch.utils.data import DataLoader
 
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
@@ -27,6 +28,11 @@ class SurveyDataModule(L.LightningDataModule):
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
     [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels).
+
+    Its `state_dict` (saved in every training checkpoint) holds the training data position, the epoch and
+    the batches of it already trained on, so a run resumed from a mid-epoch checkpoint goes on with the
+    batches it had not seen yet instead of starting the epoch again. Loaders draw no global random numbers,
+    so resuming leaves the random stream (dropout) as in an uninterrupted run.
     """
 
     def __init__(self, splits: Mapping[str, Sequence[SurveyItem]], tokenizer, prompt_builder: PromptBuilder, *,
@@ -50,6 +56,9 @@ class SurveyDataModule(L.LightningDataModule):
         if bucket_multiple < 1:
             raise ConfigError(f"bucket_multiple must be >= 1, got {bucket_multiple}")
         self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple)
+        self._train_sampler: LengthGroupedBatchSampler | None = None
+        self._position = (0, 0)  # (epoch, training batches done in it)
+        self._resume: tuple[int, int] | None = None
 
     @property
     def used_splits(self) -> list[str]:
@@ -92,7 +101,32 @@ class SurveyDataModule(L.LightningDataModule):
         sampler = LengthGroupedBatchSampler(
             [len(x.input_ids) for x in data], self.batch_size if train else self.eval_batch_size,
             shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank)
-        return DataLoader(data, batch_sampler=sampler, collate_fn=self._collate, num_workers=self.num_workers)
+        if train:
+            self._train_sampler = sampler
+            if self._resume is not None:
+                sampler.resume_at(*self._resume)
+                self._resume = None
+        # A private generator: a DataLoader draws its base seed from the global one otherwise.
+        return DataLoader(data, batch_sampler=sampler, collate_fn=self._collate, num_workers=self.num_workers,
+                          generator=torch.Generator().manual_seed(self.seed))
+
+    # ---- training data position (checkpointed) ---------------------------------------------------------
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Counts the training batches handed to the model (after Lightning's prefetching)."""
+        trainer = self.trainer
+        if trainer is not None and trainer.training and self._train_sampler is not None:
+            epoch, done = self._position
+            epoch_now = self._train_sampler.epoch
+            self._position = (epoch_now, (done if epoch == epoch_now else 0) + 1)
+        return batch
+
+    def state_dict(self) -> dict[str, int]:
+        epoch, done = self._position
+        return {"train_epoch": epoch, "train_batches_done": done}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._position = (int(state_dict["train_epoch"]), int(state_dict["train_batches_done"]))
+        self._resume = self._position
 
     def train_dataloader(self) -> DataLoader:
         if self.train_split is None:

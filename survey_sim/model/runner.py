@@ -93,7 +93,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         trainer.test(module, datamodule=dm, verbose=False)
         extra["before_training"] = {s: split_metrics(r) for s, r in rows.items()}
     if train:
-        trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(out_dir) if cfg.resume else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=last_checkpoint(out_dir) if cfg.resume else None,
+                    weights_only=True)  # checkpoints hold tensors and plain values: nothing to unpickle
         with full_parameters(trainer):  # FSDP: gathered from the shards; every rank enters
             if trainer.is_global_zero:
                 save_adapter(module, out_dir)
