@@ -16,6 +16,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
+from survey_sim.losses import get_loss
 from survey_sim.training import LOGGERS
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,7 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown logger {cfg.logger.get('name')!r}; valid: {', '.join(LOGGERS)}")
     if cfg.method.get("kind") == "simulator":
         check_trainer(cfg.trainer)
+        get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
     check_splits(cfg)
     check_adapter(cfg.get("adapter_path"))
     check_resume(cfg)
