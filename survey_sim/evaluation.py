@@ -2,7 +2,8 @@
 
 Predictions arrive in each item's current option order (possibly shuffled or cyclically shifted); they are
 mapped back to the original order before any metric, and predictions of the shifted copies of one item
-(permutation averaging) are averaged into one row.
+(permutation averaging) are averaged into one row. `first_option_mass` and `a_bias` refer to the option
+shown first in the item as evaluated (after any shuffling; for permutation averaging, the unshifted copy).
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
             "human": human.tolist(), "pred": q.tolist(), "n_permutations": len(preds),
             "pred_std": preds.std(axis=0).tolist(),
         }
-        row.update(item_metrics(human, q))
+        # A-bias: mass on the option SHOWN first (in the base item's presentation) minus the human mass on it;
+        # without shuffling that is the original first option.
+        row.update(item_metrics(human, q, first_index=order[0]))
         rows.append(row)
     return rows
 

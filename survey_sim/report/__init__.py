@@ -123,7 +123,7 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
                    "Avg: unweighted mean over the splits shown, only for rows that have all of them. "
                    "Best value per column in bold."), ""]
     for table in report.tables.values():
-        better = "higher" if table.higher_is_better else "lower"
+        better = {True: "higher", False: "lower", None: "closer to 0"}[table.higher_is_better]
         lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
     plots = [f for f in report.files if f.suffix == ".png"]
     if plots:

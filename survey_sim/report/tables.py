@@ -15,12 +15,13 @@ from survey_sim.errors import SurveyDataError
 from survey_sim.metrics import bootstrap_ci
 from survey_sim.report.collect import Run, RunGroup
 
-# metric -> (title, higher is better)
+# metric -> (title, higher is better; None: closer to 0 is better)
 TABLE_METRICS = {
     "jsd": ("1-JSD", True),
     "emd": ("EMD", False),
     "emd_paper_code": ("EMD (paper code)", False),
     "accuracy": ("Accuracy", True),
+    "a_bias": ("A-bias: mass on the option shown first minus the human share", None),
 }
 SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
                "test-unseen-country", "test-unseen-question", "test-unseen-both")
@@ -72,7 +73,7 @@ class Table:
         return TABLE_METRICS.get(self.metric, (self.metric, True))[0]
 
     @property
-    def higher_is_better(self) -> bool:
+    def higher_is_better(self) -> bool | None:
         return TABLE_METRICS.get(self.metric, (self.metric, True))[1]
 
     @property
@@ -83,6 +84,8 @@ class Table:
         values = [r.cells[split].value for r in self.rows if split in r.cells]
         if not values:
             return None
+        if self.higher_is_better is None:
+            return min(values, key=abs)
         return max(values) if self.higher_is_better else min(values)
 
 

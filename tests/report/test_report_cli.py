@@ -16,7 +16,8 @@ def test_cli_writes_report_tables_csv_and_plots(results, tmp_path, capsys):
     md = (out / "report.md").read_text()
     assert "5-truncated" in md and "4-unfinished" in md and "## 1-JSD" in md and "## Accuracy" in md
     assert "| tiny / ft |" in md and "(100 resamples)" in md
-    assert md.count(r"\begin{tabular}") == 0 and (out / "tables.tex").read_text().count(r"\begin{tabular}") == 4
+    assert md.count(r"\begin{tabular}") == 0 and (out / "tables.tex").read_text().count(r"\begin{tabular}") == 5
+    assert "## A-bias: mass on the option shown first minus the human share (closer to 0 is better)" in md
     frame = pd.read_csv(out / "results.csv")
     assert {"val", "test-unseen-country"} <= set(frame["split"]) and frame["path"].nunique() == 4
     plots = {p.name for p in (out / "plots").iterdir()}
