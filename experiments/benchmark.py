@@ -3,8 +3,8 @@
     python experiments/benchmark.py --model smollm2_135m --items 300 --split val
 
 Evaluation and LoRA training steps (r and targets from the model config, AdamW) for (a) ours: batches from
-`SurveyDataModule` (length-grouped, per-batch padding) through `SurveySimulator` (option rows only,
-evaluation under torch.inference_mode) and (b) the paper's naive path (every prompt padded to 256 tokens,
+`SurveyDataModule` (length-grouped, per-batch padding, the prompt prefix common to a batch computed once)
+through `SurveySimulator` (option rows only, evaluation under torch.inference_mode) and (b) the paper's naive path (every prompt padded to 256 tokens,
 full-vocabulary logits at all positions, per-item loss loop), interleaved in `--repeats` rounds so that
 load from other processes hits both alike. Reports examples/s, peak memory above the loaded model, the
 largest probability difference between the paths, and the ratios; prints a table and writes JSON.
@@ -60,7 +60,8 @@ def load_items(cfg, split: str, n: int, seed: int) -> tuple[list, str]:
     return items, note
 
 
-def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size: int, bucket: int, seed: int):
+def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size: int, bucket: int, seed: int,
+               share_prefix: bool = True):
     """A `SurveyDataModule` serving the items as both its training and its evaluation split, encoded."""
     from survey_sim.data.datamodule import SurveyDataModule
     from survey_sim.model.loading import context_length
@@ -70,7 +71,7 @@ def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size:
     dm = SurveyDataModule({"bench": items}, tokenizer, builder, batch_size=batch_size,
                           eval_batch_size=eval_batch_size, seed=seed,
                           max_length=context_length(cfg.model, tokenizer), train_split="bench", val_split=None,
-                          eval_splits=["bench"], bucket_multiple=bucket)
+                          eval_splits=["bench"], bucket_multiple=bucket, share_prefix=share_prefix)
     dm.encode()
     return dm
 
@@ -87,8 +88,9 @@ def _cycle_train_batches(dm, steps: int) -> list[dict]:
 
 
 def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: int, repeats: int,
-                  memory: bool = True, seed: int = 0) -> dict:
-    """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone)."""
+                  memory: bool = True, seed: int = 0, unshared=None) -> dict:
+    """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone);
+    `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix"."""
     device = torch.device("cpu")
     encoded = dm.encoded["bench"]
     pad_id = dm.tokenizer.pad_token_id
@@ -102,8 +104,12 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
         ("naive", "train"): bench.naive_batches(encoded, naive_batch, pad_id, n_examples=n_train, seed=seed,
                                                 length=naive_length),
     }
+    if unshared is not None:
+        batches[("ours-noprefix", "eval")] = list(unshared.test_dataloader()[0])
+        batches[("ours-noprefix", "train")] = _cycle_train_batches(unshared, train_steps)
     model = sim.backbone
-    fns = {"ours": (lambda b: bench.fast_log_probs(sim, b), lambda b: bench.fast_loss(sim, b)),
+    fast = (lambda b: bench.fast_log_probs(sim, b), lambda b: bench.fast_loss(sim, b))
+    fns = {"ours": fast, "ours-noprefix": fast,
            "naive": (lambda b: bench.naive_log_probs(model, b), lambda b: bench.naive_loss(model, b))}
     params = [p for p in sim.parameters() if p.requires_grad]
     optimizers = {path: torch.optim.AdamW(params, lr=1e-5) for path in fns}
@@ -115,7 +121,9 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
         sim.train()
         return bench.time_train(fns[path][1], chosen, optimizers[path], device)
 
-    keys = list(batches)
+    # every round evaluates all paths before any training step changes the adapter, so that the kept
+    # round-0 probabilities of the paths come from the same weights
+    keys = sorted(batches, key=lambda key: key[1] == "train")
     for path, phase in keys:  # warm-up: thread pools, AdamW state, first-call overheads
         run(path, phase, batches[(path, phase)][:1])
     peaks = {}
@@ -127,11 +135,12 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
             peaks[(path, phase)] = mem.peak_bytes
     timings = {key: bench.Timing() for key in keys}
     per_round = {key: [] for key in keys}
-    kept: dict[str, list] = {"ours": [], "naive": []}
+    kept: dict[str, list] = {path: [] for path in fns}
     loads = [os.getloadavg()[0]]
     for r in range(repeats):
         for path, phase in keys:
-            t = run(path, phase, batches[(path, phase)], keep=kept[path] if phase == "eval" and r == 0 else None)
+            keep = kept[path] if phase == "eval" and r == 0 else None
+            t = run(path, phase, batches[(path, phase)], keep=keep)
             timings[(path, phase)].add(t)
             per_round[(path, phase)].append(round(t.examples_per_s, 3))
             loads.append(os.getloadavg()[0])
@@ -140,18 +149,22 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     for (path, phase), t in timings.items():
         rows.append({"path": path, "phase": phase,
                      "batch_size": (dm.eval_batch_size if phase == "eval" else dm.batch_size)
-                     if path == "ours" else naive_batch,
+                     if path != "naive" else naive_batch,
                      "examples_per_s": t.examples_per_s, "rounds": per_round[(path, phase)],
                      "examples": t.examples, "seconds": t.seconds,
-                     "padding_frac": 1.0 - t.tokens / t.padded_tokens,
+                     "computed_per_prompt_token": t.padded_tokens / t.tokens,
                      "peak_mb": peaks[(path, phase)] / 2**20 if memory else None})
     rate = {(r["path"], r["phase"]): r for r in rows}
     ratios = {phase: rate[("ours", phase)]["examples_per_s"] / rate[("naive", phase)]["examples_per_s"]
               for phase in ("eval", "train")}
+    if unshared is not None:
+        ratios.update({f"{phase}_noprefix": rate[("ours-noprefix", phase)]["examples_per_s"]
+                       / rate[("naive", phase)]["examples_per_s"] for phase in ("eval", "train")})
     if memory:
         ratios.update({f"peak_memory_{phase}": peaks[("ours", phase)] / max(peaks[("naive", phase)], 1)
                        for phase in ("eval", "train")})
-    diff = bench.max_prob_diff(bench.per_item_probs(kept["ours"]), bench.per_item_probs(kept["naive"]))
+    probs = {path: bench.per_item_probs(k) for path, k in kept.items() if k}
+    diff = max(bench.max_prob_diff(probs[path], probs["naive"]) for path in probs if path != "naive")
     lengths = [len(x.input_ids) for x in encoded]
     return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff,
             "prompt_tokens": {"mean": sum(lengths) / len(lengths), "min": min(lengths), "max": longest},
@@ -162,16 +175,20 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
 def format_table(result: dict) -> str:
     """A Markdown table of both paths with the ratios."""
     rate = {(r["path"], r["phase"]): r for r in result["rows"]}
-    lines = ["| phase | path | batch | examples/s | padding | peak MB above model |",
+    lines = ["| phase | path | batch | examples/s | positions computed / prompt token | peak MB above model |",
              "|---|---|---|---|---|---|"]
     for phase in ("eval", "train"):
-        for path in ("naive", "ours"):
+        for path in ("naive", "ours-noprefix", "ours"):
+            if (path, phase) not in rate:
+                continue
             r = rate[(path, phase)]
             peak = "-" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}"
             lines.append(f"| {phase} | {path} | {r['batch_size']} | {r['examples_per_s']:.2f} | "
-                         f"{r['padding_frac']:.0%} | {peak} |")
+                         f"{r['computed_per_prompt_token']:.2f} | {peak} |")
     ratios = result["ratios"]
     text = "\n".join(lines) + f"\n\nspeed-up: eval {ratios['eval']:.2f}x, train {ratios['train']:.2f}x"
+    if "eval_noprefix" in ratios:
+        text += f" (without prefix sharing: {ratios['eval_noprefix']:.2f}x, {ratios['train_noprefix']:.2f}x)"
     if "peak_memory_eval" in ratios:
         text += (f"; peak memory ours/naive: eval {ratios['peak_memory_eval']:.2f}, "
                  f"train {ratios['peak_memory_train']:.2f}")
@@ -190,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--naive-batch", type=int, default=8)
     p.add_argument("--naive-length", type=int, default=bench.NAIVE_LENGTH)
     p.add_argument("--bucket", type=int, default=1, help="ours: pad lengths to a multiple of this")
+    p.add_argument("--no-prefix-ablation", action="store_true",
+                   help="skip measuring ours without prefix sharing (path ours-noprefix)")
     p.add_argument("--train-steps", type=int, default=16, help="training steps per path per round")
     p.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     p.add_argument("--no-memory", action="store_true")
@@ -214,11 +233,14 @@ def main(argv: list[str] | None = None) -> dict:
     dm = build_data(cfg, items, tokenizer, batch_size=args.train_batch or int(cfg.model.batch_size),
                     eval_batch_size=args.eval_batch or int(cfg.model.eval_batch_size), bucket=args.bucket,
                     seed=args.seed)
+    unshared = None if args.no_prefix_ablation else build_data(
+        cfg, items, tokenizer, batch_size=dm.batch_size, eval_batch_size=dm.eval_batch_size, bucket=args.bucket,
+        seed=args.seed, share_prefix=False)
     sim = SurveySimulator(add_lora(backbone, cfg.model.lora), loss="kl")
     started = time.time()
     result = run_benchmark(sim, dm, naive_batch=args.naive_batch, naive_length=args.naive_length,
                            train_steps=args.train_steps, repeats=args.repeats, memory=not args.no_memory,
-                           seed=args.seed)
+                           seed=args.seed, unshared=unshared)
     result["setup"] = {"model": args.model, "items": len(items), "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
                        "device": "cpu", "cpu": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

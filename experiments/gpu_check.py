@@ -152,7 +152,7 @@ def measure(sim, variant: Variant, items: list[EncodedItem], *, n_train: int, de
     return {"variant": variant.name, **{k: getattr(variant, k) for k in ("path", "phase", "batch_size", "bucket",
                                                                           "cudnn_sdpa")},
             "examples_per_s": timing.examples_per_s, "examples": timing.examples, "seconds": timing.seconds,
-            "padding_frac": 1.0 - timing.tokens / timing.padded_tokens, "useful_tflops_per_s": tflops,
+            "computed_per_prompt_token": timing.padded_tokens / timing.tokens, "useful_tflops_per_s": tflops,
             "mfu": tflops / peak_tflops if peak_tflops else None,
             "peak_gib": mem.peak_bytes / 2**30 if mem is not None else None,
             "distinct_lengths": len({b["input_ids"].shape[1] for b in batches})}
@@ -221,11 +221,11 @@ def _row_line(model: str, r: dict) -> str:
     if "error" in r:
         return f"| {model} | {r['variant']} | {r['error']} | | | | |"
     return (f"| {model} | {r['variant']} | {r['examples_per_s']:.1f} | {_fmt(r['mfu'], '.1%')} | "
-            f"{r['useful_tflops_per_s']:.1f} | {_fmt(r['peak_gib'], '.1f')} | {r['padding_frac']:.0%} |")
+            f"{r['useful_tflops_per_s']:.1f} | {_fmt(r['peak_gib'], '.1f')} | {r['computed_per_prompt_token']:.2f} |")
 
 
 def format_table(results: dict) -> str:
-    lines = ["| model | variant | examples/s | MFU | useful TFLOP/s | peak GiB | padding |",
+    lines = ["| model | variant | examples/s | MFU | useful TFLOP/s | peak GiB | computed/prompt tokens |",
              "|---|---|---|---|---|---|---|"]
     for model, entry in results["models"].items():
         lines += [_row_line(model, r) for r in entry["rows"]]
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> dict:
         atomic_write_json(out, results)
 
     print(f"device: {name}; peak bf16 {peak} TFLOP/s\n| model | variant | examples/s | MFU | useful TFLOP/s | "
-          "peak GiB | padding |\n|---|---|---|---|---|---|---|", flush=True)
+          "peak GiB | computed/prompt tokens |\n|---|---|---|---|---|---|---|", flush=True)
     for model in args.models.split(","):
         if model not in ARCHS:
             raise SystemExit(f"unknown model {model!r}; known: {sorted(ARCHS)}")

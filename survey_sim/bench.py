@@ -89,7 +89,15 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
 
 
 def useful_tokens(batch: Batch) -> int:
-    return int(batch["attention_mask"].sum())
+    """Prompt tokens of the batch (a shared prefix counts once per prompt)."""
+    prefix = batch.get("prefix_ids")
+    return int(batch["attention_mask"].sum()) + (0 if prefix is None else len(prefix) * len(batch["index"]))
+
+
+def computed_tokens(batch: Batch) -> int:
+    """Token positions the model computes, padding included (a shared prefix once)."""
+    prefix = batch.get("prefix_ids")
+    return batch["input_ids"].numel() + (0 if prefix is None else len(prefix))
 
 
 # ------------------------------------------------------------------------------------------------- paths
@@ -150,7 +158,7 @@ def synchronize(device: torch.device) -> None:
 
 @dataclass
 class Timing:
-    """Examples and useful (non-padding) tokens processed in `seconds`; padded tokens the model saw."""
+    """Examples and useful (prompt) tokens processed in `seconds`; token positions the model computed."""
 
     examples: int = 0
     tokens: int = 0
@@ -184,7 +192,7 @@ def time_eval(log_probs_fn: Callable[[Batch], object], batches: Iterable[Batch],
         for batch in batches:
             out.examples += len(batch["index"])
             out.tokens += useful_tokens(batch)  # before the copy: no device sync
-            out.padded_tokens += batch["input_ids"].numel()
+            out.padded_tokens += computed_tokens(batch)
             batch = to_device(batch, device)
             result = log_probs_fn(batch)
             if keep is not None:
@@ -203,7 +211,7 @@ def time_train(loss_fn: Callable[[Batch], torch.Tensor], batches: Iterable[Batch
     for batch in batches:
         out.examples += len(batch["index"])
         out.tokens += useful_tokens(batch)
-        out.padded_tokens += batch["input_ids"].numel()
+        out.padded_tokens += computed_tokens(batch)
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(batch)

@@ -95,17 +95,22 @@ def test_benchmark_on_a_tiny_model_agrees_and_reports_both_paths(tiny_cfg):
     items, note = benchmark.load_items(cfg, "val", 12, seed=0)
     assert len(items) == 12 and "demo" in note
     model, tokenizer = load_backbone(cfg.model)
-    dm = benchmark.build_data(cfg, items, tokenizer, batch_size=4, eval_batch_size=8, bucket=1, seed=0)
+    dm, unshared = (benchmark.build_data(cfg, items, tokenizer, batch_size=4, eval_batch_size=8, bucket=1, seed=0,
+                                         share_prefix=share) for share in (True, False))
+    assert "prefix_ids" in next(iter(dm.test_dataloader()[0]))  # the chat template's system turn, at least
     sim = SurveySimulator(add_lora(model, cfg.model.lora), loss="kl")
-    result = benchmark.run_benchmark(sim, dm, naive_batch=4, naive_length=160, train_steps=1, repeats=1)
+    result = benchmark.run_benchmark(sim, dm, naive_batch=4, naive_length=160, train_steps=1, repeats=1,
+                                     unshared=unshared)
     rows = {(r["path"], r["phase"]): r for r in result["rows"]}
-    assert set(rows) == {(p, ph) for p in ("ours", "naive") for ph in ("eval", "train")}
+    assert set(rows) == {(p, ph) for p in ("ours", "ours-noprefix", "naive") for ph in ("eval", "train")}
     assert rows[("ours", "eval")]["examples"] == rows[("naive", "eval")]["examples"] == 12
     assert rows[("ours", "train")]["examples"] == rows[("naive", "train")]["examples"] == 4
     assert all(r["examples_per_s"] > 0 and r["peak_mb"] is not None for r in rows.values())
-    assert rows[("ours", "eval")]["padding_frac"] < 0.2 < rows[("naive", "eval")]["padding_frac"]
+    computed = {path: rows[(path, "eval")]["computed_per_prompt_token"] for path in ("ours", "ours-noprefix", "naive")}
+    assert computed["ours"] < 0.9 < computed["ours-noprefix"] < 1.2 < computed["naive"]
     assert result["max_abs_prob_diff"] < 1e-5
-    assert set(result["ratios"]) == {"eval", "train", "peak_memory_eval", "peak_memory_train"}
+    assert set(result["ratios"]) == {"eval", "train", "eval_noprefix", "train_noprefix", "peak_memory_eval",
+                                     "peak_memory_train"}
     assert "speed-up: eval" in benchmark.format_table(result)
 
 

@@ -91,7 +91,22 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
         return math.ceil(n_batches / self.num_replicas)
 
 
-def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1) -> dict[str, torch.Tensor]:
+#: Batches whose prompts share fewer leading tokens than this are not split into prefix and suffixes.
+MIN_SHARED_PREFIX = 8
+
+
+def shared_prefix_length(items: Sequence[EncodedItem]) -> int:
+    """Leading tokens common to every prompt of the batch, leaving each prompt at least one token of its own."""
+    first = items[0].input_ids
+    limit = min(len(x.input_ids) for x in items) - 1
+    n = 0
+    while n < limit and all(x.input_ids[n] == first[n] for x in items):
+        n += 1
+    return n
+
+
+def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
+            share_prefix: bool = False) -> dict[str, torch.Tensor]:
     """Left-pad prompts to the batch's longest (rounded up to a multiple of `pad_to_multiple`); pad options
     to the batch's largest K.
 
@@ -99,11 +114,17 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1)
     left padding keeps the last position the prediction point. Returns input_ids/attention_mask [B, T],
     position_ids [B, T] (counted from the first real token, so a prompt's positions do not depend on its
     batch), option_ids/option_mask/target [B, K], index [B].
+
+    `share_prefix`: when all prompts start with the same >= MIN_SHARED_PREFIX tokens (a chat template's system
+    turn, the instruction's opening words), those go once into `prefix_ids` [P] and input_ids etc. hold the
+    rest of each prompt (position ids continue from P); the model computes the prefix once for the batch.
     """
     if pad_to_multiple < 1:
         raise ValueError(f"pad_to_multiple must be >= 1, got {pad_to_multiple}")
     b = len(items)
-    t = -(-max(len(x.input_ids) for x in items) // pad_to_multiple) * pad_to_multiple
+    p = shared_prefix_length(items) if share_prefix and b > 1 else 0
+    p = p if p >= MIN_SHARED_PREFIX else 0
+    t = -(-max(len(x.input_ids) - p for x in items) // pad_to_multiple) * pad_to_multiple
     k = max(len(x.option_ids) for x in items)
     input_ids = torch.full((b, t), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((b, t), dtype=torch.long)
@@ -111,15 +132,18 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1)
     option_mask = torch.zeros((b, k), dtype=torch.bool)
     target = torch.zeros((b, k), dtype=torch.float32)
     for row, x in enumerate(items):
-        n, m = len(x.input_ids), len(x.option_ids)
-        input_ids[row, t - n:] = torch.tensor(x.input_ids, dtype=torch.long)
+        n, m = len(x.input_ids) - p, len(x.option_ids)
+        input_ids[row, t - n:] = torch.tensor(x.input_ids[p:], dtype=torch.long)
         attention_mask[row, t - n:] = 1
         option_ids[row, :m] = torch.tensor(x.option_ids, dtype=torch.long)
         option_mask[row, :m] = True
         target[row, :m] = torch.tensor(x.target, dtype=torch.float32)
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)
-    return {
+    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0) + p
+    batch = {
         "input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
         "option_ids": option_ids, "option_mask": option_mask, "target": target,
         "index": torch.tensor([x.index for x in items], dtype=torch.long),
     }
+    if p:
+        batch["prefix_ids"] = torch.tensor(items[0].input_ids[:p], dtype=torch.long)
+    return batch

@@ -27,7 +27,8 @@ class SurveyDataModule(L.LightningDataModule):
     the tokenizer cannot produce as one token, before any model is loaded. Batches carry
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
     [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
-    to a multiple of it (fewer distinct shapes for GPU attention kernels).
+    to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
+    tokens common to a batch's prompts into `prefix_ids`, computed once per batch (see `collate`).
 
     Its `state_dict` (saved in every training checkpoint) holds the training data position, the epoch and
     the batches of it already trained on, so a run resumed from a mid-epoch checkpoint goes on with the
@@ -38,7 +39,8 @@ class SurveyDataModule(L.LightningDataModule):
     def __init__(self, splits: Mapping[str, Sequence[SurveyItem]], tokenizer, prompt_builder: PromptBuilder, *,
                  batch_size: int = 8, eval_batch_size: int = 32, seed: int = 0, max_length: int | None = None,
                  train_split: str | None = "train", val_split: str | None = "val",
-                 eval_splits: Sequence[str] = (), num_workers: int = 0, bucket_multiple: int = 1):
+                 eval_splits: Sequence[str] = (), num_workers: int = 0, bucket_multiple: int = 1,
+                 share_prefix: bool = False):
         super().__init__()
         missing = [s for s in [train_split, val_split, *eval_splits] if s is not None and s not in splits]
         if missing:
@@ -55,7 +57,7 @@ class SurveyDataModule(L.LightningDataModule):
             raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
         if bucket_multiple < 1:
             raise ConfigError(f"bucket_multiple must be >= 1, got {bucket_multiple}")
-        self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple)
+        self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple, share_prefix=share_prefix)
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._position = (0, 0)  # (epoch, training batches done in it)
         self._resume: tuple[int, int] | None = None

@@ -57,7 +57,8 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
         eval_batch_size=int(cfg.model.eval_batch_size), seed=int(cfg.seed),
         max_length=context_length(cfg.model, tokenizer), train_split="train" if train else None,
         val_split="val" if "val" in eval_names else None, eval_splits=eval_names,
-        bucket_multiple=int(cfg.trainer.get("bucket_multiple") or 1))
+        bucket_multiple=int(cfg.trainer.get("bucket_multiple") or 1),
+        share_prefix=bool(cfg.trainer.get("share_prefix", False)))
     dm.encode()
     return dm, expanded, bases
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Callable, Mapping, Sequence
 
@@ -74,6 +75,7 @@ class SurveySimulator(L.LightningModule):
         self.history: list[dict] = []
         self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.strict_loading = False  # checkpoints hold only the trainable (adapter) weights
+        self._checkpointing = bool(gradient_checkpointing)
         if gradient_checkpointing:
             self.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             if hasattr(self.backbone, "enable_input_require_grads"):
@@ -83,14 +85,41 @@ class SurveySimulator(L.LightningModule):
     def option_logits(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """[B, K] float32 logits of the option tokens at the prediction point (the last position)."""
         body, head = _body_and_head(self.backbone)
-        out = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                   position_ids=batch["position_ids"], use_cache=False)
-        hidden = out.last_hidden_state[:, -1]                      # [B, H]
+        hidden = self._last_hidden(body, batch)                    # [B, H]
         rows = head.weight[batch["option_ids"]]                    # [B, K, H]
         logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
         if getattr(head, "bias", None) is not None:
             logits = logits + head.bias[batch["option_ids"]].float()
         return logits
+
+    def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The decoder's last hidden state at the last position. A batch with `prefix_ids` (see `collate`)
+        runs the shared prefix once, batch size 1, and the rest of every prompt against its cached keys and
+        values; with gradient checkpointing in training (which drops caches) or a transformers without
+        `DynamicCache.batch_repeat_interleave`, the prefix is put back in front of every row instead."""
+        ids, mask, pos = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
+        prefix = batch.get("prefix_ids")
+        if prefix is None:
+            return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
+        b, p = ids.shape[0], prefix.shape[0]
+        prefix_pos = torch.arange(p, device=ids.device)
+        mask = torch.cat([mask.new_ones(b, p), mask], dim=1)
+        from transformers import DynamicCache
+
+        if (self._checkpointing and self.training) or not hasattr(DynamicCache, "batch_repeat_interleave"):
+            ids = torch.cat([prefix.expand(b, p), ids], dim=1)
+            pos = torch.cat([prefix_pos.expand(b, p), pos], dim=1)
+            return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
+        try:
+            cache = DynamicCache(config=body.config)
+        except TypeError:  # transformers 4.x
+            cache = DynamicCache()
+        # transformers >= 5 names the argument `cache` (`past_key_values` goes away in 5.40)
+        key = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+        body(input_ids=prefix[None], position_ids=prefix_pos[None], use_cache=True, **{key: cache})
+        cache.batch_repeat_interleave(b)
+        out = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
+        return out.last_hidden_state[:, -1]
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Masked log-probabilities [B, K] over each item's options."""

@@ -81,3 +81,53 @@ def test_length_bucketing_pads_to_the_multiple_and_changes_no_prediction():
         torch.testing.assert_close(sim(bucketed), sim(batch), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="pad_to_multiple"):
         collate(items, pad_id=0, pad_to_multiple=0)
+
+
+def _prefixed_items(prefix):
+    g = torch.Generator().manual_seed(2)
+    items = []
+    for i, (n, k) in enumerate([(5, 3), (1, 2), (12, 4), (7, 5)]):
+        ids = prefix + torch.randint(1, 97, (n,), generator=g).tolist()
+        opts = torch.randperm(96, generator=g)[:k].add(1).tolist()
+        target = torch.rand(k, generator=g)
+        items.append(EncodedItem(i, tuple(ids), tuple(opts), tuple((target / target.sum()).tolist())))
+    return items
+
+
+def test_collate_shares_a_common_prefix_only_when_long_enough():
+    prefix = list(range(40, 50))
+    items = _prefixed_items(prefix)
+    shared = collate(items, pad_id=0, share_prefix=True)
+    assert shared["prefix_ids"].tolist() == prefix and shared["input_ids"].shape == (4, 12)
+    assert shared["position_ids"][:, -1].tolist() == [14, 10, 21, 16]  # positions in the whole prompt
+    assert "prefix_ids" not in collate(items[:1], pad_id=0, share_prefix=True)  # one prompt: nothing to share
+    assert "prefix_ids" not in collate(_prefixed_items(prefix[:5]), pad_id=0, share_prefix=True)
+    assert "prefix_ids" not in collate(items, pad_id=0)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_shared_prefix_gives_the_same_predictions_and_gradients(checkpointing):
+    model = add_lora(_model(), LORA)
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5)
+    sim = SurveySimulator(model, loss="kl", gradient_checkpointing=checkpointing)
+    items = _prefixed_items(list(range(40, 52)))
+    shared, plain = collate(items, pad_id=0, share_prefix=True), collate(items, pad_id=0)
+    assert "prefix_ids" in shared
+    sim.eval()
+    with torch.no_grad():
+        fast = sim(shared)
+        for row, (x, ref) in enumerate(zip(items, _naive_log_probs(model, items))):
+            torch.testing.assert_close(fast[row, :len(x.option_ids)], ref, atol=1e-5, rtol=0)
+    sim.train()
+    grads, losses = [], []
+    for batch in (shared, plain):
+        sim.zero_grad()
+        loss = sim.loss_fn(sim(batch), batch["target"], batch["option_mask"])
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in sim.named_parameters() if p.requires_grad})
+    torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=0)
+    for name, g in grads[1].items():
+        torch.testing.assert_close(grads[0][name], g, atol=1e-5, rtol=1e-4, msg=name)
