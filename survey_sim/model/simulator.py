@@ -87,7 +87,8 @@ class SurveySimulator(L.LightningModule):
         body, head = _body_and_head(self.backbone)
         hidden = self._last_hidden(body, batch)                    # [B, H]
         rows = head.weight[batch["option_ids"]]                    # [B, K, H]
-        logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
+        with torch.autocast(hidden.device.type, enabled=False):   # float32 even under bf16 autocast
+            logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
         if getattr(head, "bias", None) is not None:
             logits = logits + head.bias[batch["option_ids"]].float()
         return logits

@@ -131,3 +131,10 @@ def test_shared_prefix_gives_the_same_predictions_and_gradients(checkpointing):
     torch.testing.assert_close(losses[0], losses[1], atol=1e-6, rtol=0)
     for name, g in grads[1].items():
         torch.testing.assert_close(grads[0][name], g, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_option_logits_are_float32_under_bf16_autocast():
+    sim = SurveySimulator(_model(), loss="kl").eval()
+    _, batch = _batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert sim.option_logits(batch).dtype == torch.float32  # the [B, K] read-out is not done in bf16
