@@ -97,11 +97,16 @@ def _flat(node, prefix: str = "") -> dict[str, object]:
     return {prefix[:-1]: node}
 
 
-def check_resume(cfg: DictConfig) -> None:
-    """resume=true continues the run in output_dir: its recorded config must be this one."""
-    if not cfg.get("resume"):
-        return
+def check_output_dir(cfg: DictConfig) -> None:
+    """A new run never writes into the folder of another: resume=true continues a run; its recorded config
+    must be this one."""
     out_dir = Path(str(cfg.output_dir))
+    if not cfg.get("resume"):
+        held = [name for name in ("metrics.json", "checkpoints/last.ckpt") if (out_dir / name).is_file()]
+        if held:
+            raise ConfigError(f"output folder {out_dir} already holds a run ({', '.join(held)}); continue it with "
+                              "resume=true, or give a new folder (hydra.run.dir=... or output_dir=...)")
+        return
     recorded = out_dir / "config.yaml"
     if not (out_dir / "checkpoints" / "last.ckpt").is_file():
         log.warning("resume=true but %s holds no checkpoints/last.ckpt: training starts from the beginning",
@@ -131,4 +136,4 @@ def check_run(cfg: DictConfig) -> None:
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
     check_splits(cfg)
     check_adapter(cfg.get("adapter_path"))
-    check_resume(cfg)
+    check_output_dir(cfg)

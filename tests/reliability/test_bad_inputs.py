@@ -179,6 +179,16 @@ def test_resume_with_a_different_config(tmp_path):
                 r"trainer.optim.lr: 0.0001 -> 0.01")
 
 
+@pytest.mark.parametrize("held", ["metrics.json", "checkpoints/last.ckpt"])
+def test_new_run_into_the_folder_of_another(tmp_path, held):
+    (tmp_path / "run" / held).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "run" / held).write_text("{}")
+    with pytest.raises(ConfigError, match=rf"output folder .*run already holds a run \({held}\); continue it "
+                                          r"with resume=true, or give a new folder"):
+        run_in_process(tmp_path / "run", *DEMO)
+    assert (tmp_path / "run" / held).read_text() == "{}"
+
+
 def test_messages_name_the_file_record_and_field(tmp_path):
     """The error object carries file, record and field for programs (not only in its text)."""
     root = write_paper_files(tmp_path / "data", train_extra=[paper_record("Narnia", "4", "train")])

@@ -134,7 +134,8 @@ def _read_table(path: Path, columns: list[str]) -> pd.DataFrame:
         return _pyreadstat().read_sav(str(path), usecols=columns, apply_value_formats=False)[0]
     if suffix == ".parquet":
         return pd.read_parquet(path, columns=columns)
-    return pd.read_csv(path, usecols=columns, sep=_delimiter(path), low_memory=False)
+    # index_col=False: rows with more fields than the header must not turn into a row index
+    return pd.read_csv(path, usecols=columns, sep=_delimiter(path), low_memory=False, index_col=False)
 
 
 def _numeric(frame: pd.DataFrame, column: str, file: str, *, integer: bool) -> pd.Series:
@@ -192,7 +193,9 @@ def build_wvs_items(
         book = [q for q in book if q["id"] in set(wanted)]
 
     try:
-        present = {c.upper(): c for c in _columns_of(raw_path)}
+        present: dict[str, list[str]] = {}
+        for column in _columns_of(raw_path):
+            present.setdefault(str(column).upper(), []).append(column)
     except ConfigError:
         raise
     except (ValueError, OSError, UnicodeDecodeError) as exc:
@@ -202,9 +205,17 @@ def build_wvs_items(
         if name.upper() not in present:
             what = f"question id {name[1:]} of questionnaire {qfile}" if name.startswith("Q") else "column"
             raise SurveyDataError(f"no column {name} for {what}", file=file, field=name)
-    actual = [present[n.upper()] for n in needed]
-    frame = _read_table(raw_path, actual)[actual]  # readers keep the file's column order
+        if len(present[name.upper()]) > 1:
+            raise SurveyDataError(f"columns {present[name.upper()]} all match {name} (names are compared "
+                                  "ignoring case)", file=file, field=name)
+    actual = [present[n.upper()][0] for n in needed]
+    try:
+        frame = _read_table(raw_path, actual)[actual]  # readers keep the file's column order
+    except (ValueError, OSError, UnicodeDecodeError) as exc:
+        raise SurveyDataError(f"cannot read the raw file: {exc}", file=file) from None
     frame.columns = needed
+    if frame.empty:
+        raise SurveyDataError("the file has a header but no respondent rows", file=file)
 
     codes = _numeric(frame, COUNTRY_COLUMN, file, integer=True)
     if codes.isna().any():
@@ -241,7 +252,7 @@ def build_wvs_items(
         weights = pd.Series(1.0, index=codes.index)
 
     # Counts per (country, code) by one bincount per question: cell = country position * 27 + code.
-    position = codes.map({code: pos for pos, code in enumerate(kept)}).to_numpy()
+    position = codes.map({code: pos for pos, code in enumerate(kept)}).to_numpy("int64")
     weight_values = weights.to_numpy("float64")
     tables = {}
     for q in book:
