@@ -48,7 +48,7 @@ def sweep(tmp_path: Path, experiment: str, *overrides: str, cli: bool = False) -
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
                "TOKENIZERS_PARALLELISM": "false", "WANDB_MODE": "disabled"}
         cmd = [sys.executable, "-m", "survey_sim.run", *args]
-        proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{log[-4000:]}"
         return out, log
@@ -87,7 +87,7 @@ def report_tables(sweep_dir: Path, tmp_path: Path) -> dict[str, dict]:
     md = (out / "report.md").read_text(encoding="utf-8")
     assert "skipped (incomplete): 0" in md, md[:2000]
     tables: dict[str, dict] = {}
-    for title, body in re.findall(r"^## (.+?)\n\n((?:\|.*\n)+)", md, flags=re.M):
+    for title, body in re.findall(r"^## (.+?)\n\n((?:\|.*\n)+)", md, flags=re.MULTILINE):
         lines = [[c.strip() for c in line.strip().strip("|").split("|")] for line in body.strip().splitlines()]
         header, rows = lines[0], lines[2:]
         if header[:2] != ["", "runs"]:
