@@ -10,9 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
 
-def run_name(kind: str, model: str, method: str, loss: str, control) -> str:
-    """Folder-friendly run name: model-method(-loss for fine-tuning)(-ctrl); baselines by method alone."""
-    parts = [method] if kind == "baseline" else [model, method] + ([loss] if method == "ft" else [])
+def run_name(kind: str, model: str, method: str, loss: str, control, uses_model=False) -> str:
+    """Folder-friendly run name: model-method(-loss for fine-tuning)(-ctrl); model-free baselines by method."""
+    model_free = kind == "baseline" and str(uses_model).lower() != "true"
+    parts = [method] if model_free else [model, method] + ([loss] if method == "ft" else [])
     return "-".join(parts + (["ctrl"] if str(control).lower() == "true" else []))
 
 

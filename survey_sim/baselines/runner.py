@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 def run_baseline(cfg: DictConfig, splits: dict[str, list[SurveyItem]],
                  eval_names: list[str]) -> tuple[dict[str, list[dict]], list[dict], dict]:
     """Returns prediction rows per split, an empty history and the baseline's own counters."""
-    options = {k: v for k, v in cfg.method.items() if k not in ("name", "kind", "train")}
+    options = {k: v for k, v in cfg.method.items() if k not in ("name", "kind", "train", "uses_model")}
     if getattr(BASELINES.get(cfg.method.name), "needs_model", False):  # json_zs: the run's model
         options["model_cfg"] = cfg.model
     baseline = make_baseline(cfg.method.name, **options).fit(splits.get("train", []))
