@@ -28,12 +28,16 @@ def resolve_adapter(path: str) -> str:
 
 
 def save_adapter(module: SurveySimulator, out_dir: Path) -> Path:
-    """Write the PEFT adapter to out_dir/adapter via a temporary folder and a rename."""
-    final, tmp = out_dir / "adapter", out_dir / ".adapter.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
+    """Write the PEFT adapter to out_dir/adapter via a temporary folder and renames: a kill at any point leaves
+    a complete adapter folder (the previous one, or the new one) or none, never a partly written one."""
+    final, tmp, old = out_dir / "adapter", out_dir / ".adapter.tmp", out_dir / ".adapter.old"
+    for stale in (tmp, old):
+        shutil.rmtree(stale, ignore_errors=True)
     module.backbone.save_pretrained(str(tmp))
-    shutil.rmtree(final, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
     tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
     return final
 
 

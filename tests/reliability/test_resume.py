@@ -153,3 +153,29 @@ def test_checkpoints_are_read_with_weights_only(tmp_path):
     torch.save({"state_dict": {}, "payload": Path("/etc/passwd")}, path)  # an arbitrary pickled object
     with pytest.raises(Exception, match="Weights only load failed"):
         AtomicCheckpointIO().load_checkpoint(path, weights_only=False)
+
+
+def test_adapter_folder_is_replaced_whole(tmp_path):
+    """save_adapter stages the adapter in a hidden folder: a save that dies midway leaves the previous one."""
+    from types import SimpleNamespace
+
+    from survey_sim.model.runner import save_adapter
+
+    def saver(version, fail=False):
+        def save_pretrained(path):
+            Path(path).mkdir()
+            (Path(path) / "adapter_config.json").write_text(json.dumps({"version": version}))
+            if fail:
+                raise KeyboardInterrupt  # killed before adapter_model.safetensors was written
+            (Path(path) / "adapter_model.safetensors").write_bytes(b"weights")
+        return SimpleNamespace(backbone=SimpleNamespace(save_pretrained=save_pretrained))
+
+    save_adapter(saver(1), tmp_path)
+    save_adapter(saver(2), tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        save_adapter(saver(3, fail=True), tmp_path)
+    adapter = tmp_path / "adapter"
+    assert json.loads((adapter / "adapter_config.json").read_text()) == {"version": 2}
+    assert (adapter / "adapter_model.safetensors").exists()
+    save_adapter(saver(4), tmp_path)  # the next save clears what the killed one left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
