@@ -111,62 +111,76 @@ def _model_config(name_or_path: str) -> DictConfig:
     else:
         shipped = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
         near = difflib.get_close_matches(name_or_path, shipped, n=3)
-        raise ConfigError(f"unknown model config {name_or_path!r}" + (f"; close matches: {', '.join(near)}" if near
-                          else "") + f"; shipped: {', '.join(shipped)} (or give a .yaml file)")
+        hint = f"; close matches: {', '.join(near)}" if near else ""
+        raise ConfigError(f"unknown model config {name_or_path!r}{hint}; shipped: {', '.join(shipped)} "
+                          "(or give a .yaml file)")
     validate_model_config(cfg)
     return cfg
 
 
 def _adapter_info(adapter: str) -> dict:
     config = Path(adapter) / "adapter_config.json"
-    info = {"adapter": adapter, "adapter_source": "local folder" if Path(adapter).exists() else "Hugging Face hub"}
+    info = {"adapter": adapter,
+            "adapter_source": "local folder" if Path(adapter).exists() else "Hugging Face hub"}
     if config.is_file():
-        info["adapter_base_model"] = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
+        info["adapter_base_model"] = base
     return info
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _run_calibration(run_dir: Path, use: bool) -> dict:
+    if not use:
+        return {"applied": False, "temperature": 1.0, "reason": "--no-calibration"}
+    record = read_calibration(run_dir)
+    if record is None:
+        return {"applied": False, "temperature": 1.0, "reason": f"{run_dir} has no calibration.json"}
+    split = record.get("fit_split", "val")
+    return {"applied": True, "temperature": float(record["temperature"]), "file": str(run_dir / "calibration.json"),
+            "fit_split": split, "kl_before": record.get(f"{split}_before", {}).get("kl"),
+            "kl_after": record.get(f"{split}_after", {}).get("kl")}
+
+
+def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration: bool) -> ModelSpec:
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir} is not a run folder of survey_sim.run (no config.yaml)")
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    model_cfg = _model_config(model) if model else cfg.model
+    validate_model_config(model_cfg)
+    adapter = run_dir / "adapter"
+    has_adapter = (adapter / "adapter_config.json").is_file()
+    metrics = _read_json(run_dir / "metrics.json")
+    if not metrics:
+        log.warning("run folder %s has no metrics.json: the run did not finish", run_dir)
+    method = (metrics.get("run") or {}).get("method") or cfg.method.get("name")
+    data = cfg.get("data") or {}
+    run_data = {"name": data.get("name"), "source": data.get("source"), "language": data.get("language"),
+                "train_split": data.get("train_split"), "val_split": data.get("val_split"),
+                "files": _read_json(run_dir / "run_info.json").get("data_files", {})}
+    provenance = {
+        "run": str(run_dir.resolve()), "run_complete": bool(metrics), "method": method,
+        "loss": (metrics.get("run") or {}).get("loss"),
+        "training_data": run_data if cfg.method.get("train") else "none (zero-shot run: no survey fine-tuning)",
+        "run_data": run_data, "calibration": _run_calibration(run_dir, calibration),
+        **(_adapter_info(str(adapter)) if has_adapter else {"adapter": None}),
+    }
+    return ModelSpec(model_cfg, prompt or OmegaConf.to_container(cfg.prompt, resolve=True),
+                     str(adapter) if has_adapter else None, provenance["calibration"]["temperature"], provenance)
 
 
 def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
                   prompt: str | None = None, calibration: bool = True) -> ModelSpec:
-    """A ModelSpec from exactly one of: a run folder, an adapter (with `model`), or a model config alone."""
+    """A ModelSpec from exactly one of: a run folder (`model` may override its model config), an adapter
+    (local folder or Hugging Face id, with `model` naming its base model config), or a model config alone."""
     from survey_sim.model.runner import resolve_adapter
 
-    if sum(x is not None for x in (run, adapter)) > 1:
+    if run is not None and adapter is not None:
         raise ConfigError("give either --run or --adapter, not both")
     if run is not None:
-        run_dir = Path(run)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"{run_dir} is not a run folder of survey_sim.run (no config.yaml)")
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        model_cfg = _model_config(model) if model else cfg.model
-        validate_model_config(model_cfg)
-        has_adapter = (run_dir / "adapter" / "adapter_config.json").is_file()
-        metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").is_file() else {}
-        info = json.loads((run_dir / "run_info.json").read_text()) if (run_dir / "run_info.json").is_file() else {}
-        record = read_calibration(run_dir)
-        if not calibration:
-            cal = {"applied": False, "temperature": 1.0, "reason": "--no-calibration"}
-        elif record is None:
-            cal = {"applied": False, "temperature": 1.0, "reason": f"{run_dir} has no calibration.json"}
-        else:
-            cal = {"applied": True, "temperature": float(record["temperature"]), "file": str(run_dir / "calibration.json"),
-                   "fit_split": record.get("fit_split"),
-                   "kl_before": record.get(f"{record.get('fit_split', 'val')}_before", {}).get("kl"),
-                   "kl_after": record.get(f"{record.get('fit_split', 'val')}_after", {}).get("kl")}
-        data = cfg.get("data") or {}
-        provenance = {
-            "run": str(run_dir.resolve()), "run_complete": bool(metrics),
-            "method": (metrics.get("run") or {}).get("method") or cfg.method.get("name"),
-            "loss": (metrics.get("run") or {}).get("loss"),
-            "training_data": {"name": data.get("name"), "source": data.get("source"),
-                              "language": data.get("language"), "train_split": data.get("train_split"),
-                              "files": info.get("data_files", {})},
-            "calibration": cal,
-            **(_adapter_info(str(run_dir / "adapter")) if has_adapter else {"adapter": None}),
-        }
-        if not metrics:
-            log.warning("run folder %s has no metrics.json: the run did not finish", run_dir)
-        return ModelSpec(model_cfg, prompt or OmegaConf.to_container(cfg.prompt, resolve=True),
-                         str(run_dir / "adapter") if has_adapter else None, cal["temperature"], provenance)
+        return _run_spec(Path(run), model, prompt, calibration)
     if model is None:
         raise ConfigError("name the model: --run RUN_DIR, or --model NAME (zero-shot, or the base model of "
                           "--adapter)")
@@ -175,8 +189,8 @@ def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, 
     if adapter is not None:
         path = resolve_adapter(adapter)
         return ModelSpec(model_cfg, prompt or "paper", path, 1.0,
-                         {"run": None, "method": "adapter", "training_data": "unknown (adapter given without "
-                          "its run folder)", "calibration": no_cal, **_adapter_info(path)})
+                         {"run": None, "method": "adapter", "calibration": no_cal, **_adapter_info(path),
+                          "training_data": "unknown (adapter given without its run folder)"})
     return ModelSpec(model_cfg, prompt or "paper", None, 1.0,
                      {"run": None, "method": "zs", "adapter": None, "calibration": no_cal,
                       "training_data": "none (zero-shot: no survey fine-tuning)"})
@@ -220,6 +234,9 @@ class LoadedSimulator:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 probs = self.module(batch).exp().masked_fill(~batch["option_mask"], 0.0).float().cpu().numpy()
                 out[batch["index"].cpu().numpy(), : probs.shape[1]] = probs
+        missing = np.flatnonzero(np.isnan(out[:, 0]))
+        if len(missing):
+            raise SurveySimError(f"no prediction for {len(missing)} prompt(s), e.g. item {int(missing[0])}")
         return np.nan_to_num(out, nan=0.0)
 
 
@@ -306,8 +323,15 @@ def model_diversity(table: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------------------------------- simulate
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+def _slug(text: str, used: set[str]) -> str:
+    """A file-name-safe form of `text`, made unique within `used` (which it joins)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name
 
 
 def _sha256(path: Path) -> str:
@@ -331,8 +355,7 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
         raise ConfigError(f"permutations must be >= 1 (or omitted for all shifts), got {permutations}")
     questions: list[Question] = read_questionnaire(questionnaire)
     spec = resolve_model(run=run, adapter=adapter, model=model, prompt=prompt, calibration=calibration)
-    demo_run = isinstance(spec.provenance.get("training_data"), dict) and \
-        spec.provenance["training_data"].get("source") == "demo"
+    demo_run = (spec.provenance.get("run_data") or {}).get("source") == "demo"
     names = resolve_countries(countries, extra=demo.COUNTRIES if demo_run else ())
     items = [it for q in questions for it in q.items(names, language, source=f"questionnaire:{Path(questionnaire).name}")]
     expanded, base = expand_permutations(items, permutations or MAX_OPTIONS)
@@ -370,12 +393,13 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
     files["json"] = atomic_write_json(out / "simulation.json", {"metadata": metadata,
                                                                  "table": table.to_dict("records")})
     if figures:
+        q_used, c_used = set(), set()
         for qid, part in table.groupby("question_id", sort=False):
             fig = plot_question(part, caption=CAUTION)
-            files[f"question:{qid}"] = save_figure(fig, figures_dir / f"question_{_slug(qid)}.png")
+            files[f"question:{qid}"] = save_figure(fig, figures_dir / f"question_{_slug(qid, q_used)}.png")
         for country, part in table.groupby("country", sort=False):
             fig = plot_country(part, caption=CAUTION)
-            files[f"country:{country}"] = save_figure(fig, figures_dir / f"country_{_slug(country)}.png")
+            files[f"country:{country}"] = save_figure(fig, figures_dir / f"country_{_slug(country, c_used)}.png")
         fig = plot_diversity(model_diversity(table), reference, note=reference_note, caption=CAUTION)
         files["diversity"] = save_figure(fig, figures_dir / "diversity.png")
     metadata["files"] = {k: str(Path(v).relative_to(out)) for k, v in files.items()}
@@ -398,8 +422,8 @@ def _readme(m: dict) -> str:
         f"- training data: {data_line}",
         f"- calibration: {cal_line}",
         f"- prompt: {m['prompt']}, language {m['language']}",
-        f"- option-order averaging: {m['permutations']['requested']} cyclic shifts "
-        f"(per item: {m['permutations']['per_item']})",
+        (f"- option-order averaging: {m['permutations']['requested']} cyclic shifts "
+         f"(per item: {m['permutations']['per_item']})"),
         f"- questionnaire: {m['questionnaire']['file']} (sha256 {m['questionnaire']['sha256'][:12]})",
         f"- countries: {', '.join(m['countries'])}",
         f"- {m['human_reference']}",
