@@ -124,6 +124,11 @@ def calibrate(items: Sequence[SurveyItem], probs, base: Sequence[int] | None = N
     }
     log.info("calibration on %s (%d items): T = %.3f, KL %.4f -> %.4f", split, n_base, temperature,
              result[f"{split}_before"]["kl"], result[f"{split}_after"]["kl"])
+    result["at_bound"] = not bounds[0] * 1.01 < temperature < bounds[1] / 1.01
+    if result["at_bound"]:
+        log.warning("calibration on %s: T = %.3f is at the search bound %s; the predictions carry little "
+                    "information about the validation targets (T -> large flattens them to uniform)",
+                    split, temperature, list(bounds))
     return result
 
 

@@ -147,6 +147,7 @@ def _run_calibration(run_dir: Path, use: bool) -> dict:
 def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration: bool) -> ModelSpec:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder of survey_sim.run (no config.yaml)")
+    run_dir = run_dir.absolute()
     cfg = OmegaConf.load(run_dir / "config.yaml")
     model_cfg = _model_config(model) if model else cfg.model
     validate_model_config(model_cfg)
@@ -161,7 +162,7 @@ def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration:
                 "train_split": data.get("train_split"), "val_split": data.get("val_split"),
                 "files": _read_json(run_dir / "run_info.json").get("data_files", {})}
     provenance = {
-        "run": str(run_dir.resolve()), "run_complete": bool(metrics), "method": method,
+        "run": str(run_dir), "run_complete": bool(metrics), "method": method,
         "loss": (metrics.get("run") or {}).get("loss"),
         "training_data": run_data if cfg.method.get("train") else "none (zero-shot run: no survey fine-tuning)",
         "run_data": run_data, "calibration": _run_calibration(run_dir, calibration),

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from survey_sim.calibration import (calibrate, fit_temperature, mean_kl, read_calibration, tempered,
-                                    write_calibration)
+from survey_sim.calibration import (
+    calibrate,
+    fit_temperature,
+    mean_kl,
+    read_calibration,
+    tempered,
+    write_calibration,
+)
 from survey_sim.data.item import LETTERS, SurveyItem
 from survey_sim.errors import SurveyDataError
 from survey_sim.evaluation import expand_permutations
@@ -65,3 +71,13 @@ def test_calibrate_record_and_file_roundtrip(tmp_path):
     (tmp_path / "calibration.json").write_text('{"temperature": -1}')
     with pytest.raises(SurveyDataError, match="field 'temperature'"):
         read_calibration(tmp_path)
+
+
+def test_uninformative_predictions_hit_the_bound_and_say_so(caplog):
+    """Confident predictions unrelated to uniform-ish targets: T runs to the upper bound (flattening)."""
+    items, probs = _synthetic(1.0, n=30, seed=3)
+    flat = [it.with_(distribution=(1.0,) * it.num_options) for it in items]
+    record = calibrate(flat, probs, bounds=(0.1, 10.0))
+    assert record["temperature"] == pytest.approx(10.0, rel=0.01) and record["at_bound"]
+    assert "at the search bound" in caplog.text
+    assert not calibrate(items, probs)["at_bound"]
