@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 
 from survey_sim.report.plots import save_figure
 
-__all__ = ["plot_question", "plot_country", "plot_diversity", "save_figure"]
+__all__ = ["plot_country", "plot_diversity", "plot_question", "save_figure"]
 
 
 def _wrap(text: str, width: int = 70) -> str:
