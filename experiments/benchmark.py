@@ -87,10 +87,19 @@ def _cycle_train_batches(dm, steps: int) -> list[dict]:
     return out[:steps]
 
 
+def _parts(batches: list, n: int) -> list[list]:
+    """`batches` cut into n consecutive parts (some empty when there are fewer batches than parts)."""
+    return [batches[i * len(batches) // n:(i + 1) * len(batches) // n] for i in range(n)]
+
+
 def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: int, repeats: int,
-                  memory: bool = True, seed: int = 0, unshared=None) -> dict:
+                  memory: bool = True, seed: int = 0, unshared=None, chunks: int = 10) -> dict:
     """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone);
-    `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix"."""
+    `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix".
+
+    Each round runs every path's batches cut into `chunks` parts, taking turns part by part (evaluation
+    first, then training), so that load from other processes, which changes over minutes on a shared
+    machine, falls on all paths alike."""
     device = torch.device("cpu")
     encoded = dm.encoded["bench"]
     pad_id = dm.tokenizer.pad_token_id
@@ -117,7 +126,7 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     def run(path: str, phase: str, chosen: list[dict], keep: list | None = None) -> bench.Timing:
         if phase == "eval":
             sim.eval()
-            return bench.time_eval(fns[path][0], chosen, device, inference=path == "ours", keep=keep)
+            return bench.time_eval(fns[path][0], chosen, device, inference=path != "naive", keep=keep)
         sim.train()
         return bench.time_train(fns[path][1], chosen, optimizers[path], device)
 
@@ -137,14 +146,21 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     per_round = {key: [] for key in keys}
     kept: dict[str, list] = {path: [] for path in fns}
     loads = [os.getloadavg()[0]]
+    parts = {key: _parts(batches[key], chunks) for key in keys}
     for r in range(repeats):
-        for path, phase in keys:
-            keep = kept[path] if phase == "eval" and r == 0 else None
-            t = run(path, phase, batches[(path, phase)], keep=keep)
-            timings[(path, phase)].add(t)
-            per_round[(path, phase)].append(round(t.examples_per_s, 3))
-            loads.append(os.getloadavg()[0])
-            log.info("round %d %s %s: %.2f examples/s", r, path, phase, t.examples_per_s)
+        this_round = {key: bench.Timing() for key in keys}
+        for phase in ("eval", "train"):
+            for i in range(chunks):
+                for path, ph in keys:
+                    if ph != phase or not parts[(path, ph)][i]:
+                        continue
+                    keep = kept[path] if phase == "eval" and r == 0 else None
+                    this_round[(path, ph)].add(run(path, ph, parts[(path, ph)][i], keep=keep))
+                loads.append(os.getloadavg()[0])
+        for key, t in this_round.items():
+            timings[key].add(t)
+            per_round[key].append(round(t.examples_per_s, 3))
+            log.info("round %d %s %s: %.2f examples/s", r, *key, t.examples_per_s)
     rows = []
     for (path, phase), t in timings.items():
         rows.append({"path": path, "phase": phase,
@@ -168,7 +184,7 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     lengths = [len(x.input_ids) for x in encoded]
     return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff,
             "prompt_tokens": {"mean": sum(lengths) / len(lengths), "min": min(lengths), "max": longest},
-            "naive_length": naive_length, "train_steps": train_steps, "repeats": repeats,
+            "naive_length": naive_length, "train_steps": train_steps, "repeats": repeats, "chunks": chunks,
             "loadavg_1min": {"min": min(loads), "max": max(loads)}}
 
 
@@ -210,7 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-prefix-ablation", action="store_true",
                    help="skip measuring ours without prefix sharing (path ours-noprefix)")
     p.add_argument("--train-steps", type=int, default=16, help="training steps per path per round")
-    p.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
+    p.add_argument("--repeats", type=int, default=2, help="rounds")
+    p.add_argument("--chunks", type=int, default=10, help="parts per round, the paths taking turns part by part")
     p.add_argument("--no-memory", action="store_true")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
@@ -240,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     result = run_benchmark(sim, dm, naive_batch=args.naive_batch, naive_length=args.naive_length,
                            train_steps=args.train_steps, repeats=args.repeats, memory=not args.no_memory,
-                           seed=args.seed, unshared=unshared)
+                           seed=args.seed, unshared=unshared, chunks=args.chunks)
     result["setup"] = {"model": args.model, "items": len(items), "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
                        "device": "cpu", "cpu": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),

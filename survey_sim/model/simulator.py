@@ -9,6 +9,7 @@ from typing import Callable, Mapping, Sequence
 import lightning as L
 import torch
 from torch import nn
+from transformers import DynamicCache
 
 from survey_sim.errors import SurveySimError
 from survey_sim.losses import get_loss, masked_log_softmax
@@ -36,6 +37,25 @@ def load_adapter(backbone: nn.Module, path: str, *, trainable: bool) -> nn.Modul
     from peft import PeftModel
 
     return PeftModel.from_pretrained(backbone, path, is_trainable=trainable)
+
+
+class PrefixCache(DynamicCache):
+    """Keys and values of a prompt prefix shared by a batch, computed once (batch size 1). Once `frozen`,
+    each layer returns them joined to the batch's own keys and values without storing those, so evaluation
+    keeps no [B, T] keys and values of every layer alive."""
+
+    frozen = False
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
+        if not self.frozen:
+            keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
+            self.prefix = getattr(self, "prefix", {})
+            self.prefix[layer_idx] = (keys, values)
+            return keys, values
+        keys, values = self.prefix[layer_idx]
+        b = key_states.shape[0]
+        return (torch.cat([keys.expand(b, -1, -1, -1), key_states], dim=-2),
+                torch.cat([values.expand(b, -1, -1, -1), value_states], dim=-2))
 
 
 def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
@@ -96,8 +116,8 @@ class SurveySimulator(L.LightningModule):
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with `prefix_ids` (see `collate`)
         runs the shared prefix once, batch size 1, and the rest of every prompt against its cached keys and
-        values; with gradient checkpointing in training (which drops caches) or a transformers without
-        `DynamicCache.batch_repeat_interleave`, the prefix is put back in front of every row instead."""
+        values (`PrefixCache`); with gradient checkpointing in training (which drops caches) the prefix is
+        put back in front of every row instead."""
         ids, mask, pos = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
         prefix = batch.get("prefix_ids")
         if prefix is None:
@@ -105,20 +125,18 @@ class SurveySimulator(L.LightningModule):
         b, p = ids.shape[0], prefix.shape[0]
         prefix_pos = torch.arange(p, device=ids.device)
         mask = torch.cat([mask.new_ones(b, p), mask], dim=1)
-        from transformers import DynamicCache
-
-        if (self._checkpointing and self.training) or not hasattr(DynamicCache, "batch_repeat_interleave"):
+        if self._checkpointing and self.training:
             ids = torch.cat([prefix.expand(b, p), ids], dim=1)
             pos = torch.cat([prefix_pos.expand(b, p), pos], dim=1)
             return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
         try:
-            cache = DynamicCache(config=body.config)
+            cache = PrefixCache(config=body.config)
         except TypeError:  # transformers 4.x
-            cache = DynamicCache()
+            cache = PrefixCache()
         # transformers >= 5 names the argument `cache` (`past_key_values` goes away in 5.40)
         key = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
         body(input_ids=prefix[None], position_ids=prefix_pos[None], use_cache=True, **{key: cache})
-        cache.batch_repeat_interleave(b)
+        cache.frozen = True
         out = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
         return out.last_hidden_state[:, -1]
 
