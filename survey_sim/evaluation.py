@@ -8,7 +8,7 @@ shown first in the item as evaluated (after any shuffling; for permutation avera
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import lightning as L
 from omegaconf import DictConfig
 
-from survey_sim.baselines import BASELINES, make_baseline
+from survey_sim.baselines import BASELINES
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.splits import data_files, load_splits
 from survey_sim.data.transforms import apply_transforms

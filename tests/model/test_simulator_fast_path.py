@@ -59,7 +59,7 @@ def test_fast_path_matches_full_logits(lora):
 def test_training_step_updates_only_the_adapter_and_stops_on_nan():
     model = add_lora(_model(), LORA)
     sim = SurveySimulator(model, loss="kl", lr=1e-2)
-    items, batch = _batch()
+    _, batch = _batch()
     opt = sim.configure_optimizers()
     frozen = {n: p.clone() for n, p in sim.named_parameters() if not p.requires_grad}
     loss = sim.training_step(batch, 0)
