@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -114,9 +115,19 @@ def test_benchmark_on_a_tiny_model_agrees_and_reports_both_paths(tiny_cfg):
     assert "speed-up: eval" in benchmark.format_table(result)
 
 
-def test_gpu_check_tiny_runs_on_cpu(tmp_path):
+def test_gpu_check_tiny_runs_on_cpu_without_hydra(tmp_path):
+    """The GPU machine has torch, transformers, peft and lightning only: Hydra, OmegaConf, POT and W&B are
+    made unimportable in the child process."""
+    code = ("import runpy, sys\n"
+            "for m in ('hydra', 'omegaconf', 'ot', 'wandb'): sys.modules[m] = None\n"
+            f"sys.argv = ['gpu_check.py', '--tiny', '--out', {str(tmp_path)!r}, '--eval-items', '12', "
+            "'--train-examples', '8']\n"
+            "runpy.run_path('experiments/gpu_check.py', run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| llama3_8b | naive eval b4 |" in proc.stdout and "qwen2_7b train: ours" in proc.stdout
     gpu_check = _script("gpu_check")
-    results = gpu_check.main(["--tiny", "--out", str(tmp_path), "--eval-items", "12", "--train-examples", "8"])
     saved = json.loads((tmp_path / "gpu_check.json").read_text())
     assert saved["setup"]["tiny"] and set(saved["models"]) == {"llama3_8b", "qwen2_7b"}
     for name, entry in saved["models"].items():
@@ -126,7 +137,6 @@ def test_gpu_check_tiny_runs_on_cpu(tmp_path):
         assert all("error" not in r and r["examples_per_s"] > 0 and r["mfu"] is None for r in entry["rows"])
         assert entry["max_abs_prob_diff"] < 1e-5
         assert set(entry["best"]) == {"eval", "train"}
-    assert results["models"].keys() == saved["models"].keys()
     # the full-size architectures are the published ones
     assert gpu_check.ARCHS["llama3_8b"][1]["intermediate_size"] == 14336
     assert gpu_check.ARCHS["qwen2_7b"][1]["vocab_size"] == 152064
