@@ -157,12 +157,10 @@ def validate_data_config(data_cfg) -> dict:
     language = cfg.get("language", "en")
     if language not in LANGUAGES:
         raise ConfigError(f"{where}: language must be one of {', '.join(LANGUAGES)}, got {language!r}")
-    limit = cfg.get("max_items_per_split")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ConfigError(f"{where}: max_items_per_split must be a positive integer or null, got {limit!r}")
     requested = requested_splits(cfg)
     if not requested:
         raise ConfigError(f"{where}: no split requested (set train_split, val_split or test_splits)")
+    _check_item_caps(cfg.get("max_items_per_split"), requested, where)
 
     if source == "demo":
         valid = list(demo.SPLITS)
@@ -276,6 +274,24 @@ def assign(spec: SplitSpec, pool: Iterable[SurveyItem], *, check_data_type: bool
     return items
 
 
+def _check_item_caps(limit, requested: dict[str, str], where: str) -> None:
+    """max_items_per_split: null, one positive integer for every split, or {split key: positive integer}."""
+    caps = limit if isinstance(limit, dict) else {None: limit}
+    for key, n in caps.items():
+        if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+            field = "max_items_per_split" + ("" if key is None else f"[{key!r}]")
+            raise ConfigError(f"{where}: {field} must be a positive integer or null, got {n!r}")
+    unknown = [k for k in caps if k is not None and k not in requested]
+    if unknown:
+        raise ConfigError(f"{where}: max_items_per_split names split(s) {unknown} that the run does not load; "
+                          f"loaded: {sorted(requested)}")
+
+
+def item_cap(limit, key: str) -> int | None:
+    """The item cap of split `key`: a per-split mapping's entry (none = no cap) or the one cap for all."""
+    return limit.get(key) if isinstance(limit, dict) else limit
+
+
 def subset(items: list[SurveyItem], n: int | None, seed: int, split: str) -> list[SurveyItem]:
     """A deterministic seeded choice of n items (all when n is None or larger), in their original order."""
     if n is None or len(items) <= n:
@@ -348,7 +364,7 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
         if not items:
             raise ConfigError(f"data config {cfg.get('name')!r}: split {key!r} is empty after filtering: "
                               f"{filters[key]}")
-        chosen = subset(items, cfg.get("max_items_per_split"), seed, key)
+        chosen = subset(items, item_cap(cfg.get("max_items_per_split"), key), seed, key)
         out[key] = [it if it.split == key else it.with_(split=key) for it in chosen]
         log.info("split %s: %d items", key, len(out[key]))
     return out

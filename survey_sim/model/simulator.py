@@ -145,6 +145,11 @@ class SurveySimulator(L.LightningModule):
         return masked_log_softmax(self.option_logits(batch) / self.temperature, batch["option_mask"])
 
     # ---- training ------------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        """Training mode for every module: Hugging Face loads models in eval mode and Lightning keeps
+        submodule modes, so without this LoRA dropout (and any model dropout) would be off in training."""
+        self.train()
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         loss = self.loss_fn(self(batch), batch["target"], batch["option_mask"])
         if not torch.isfinite(loss):

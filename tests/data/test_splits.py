@@ -232,3 +232,21 @@ def test_real_wvs_zh_has_no_english_text(data_root):
             assert not any(re.search(r"[A-Za-z]{2,}", o) for o in it.options), (name, it.question_id)
             assert it.question != english[(it.group, it.question_id)].question
             assert it.distribution == pytest.approx(english[(it.group, it.question_id)].distribution)
+
+
+def test_per_split_item_cap_limits_only_the_named_split():
+    full = load_splits(compose_data(["data=demo"]))
+    capped = load_splits(compose_data(["data=demo", "data.max_items_per_split={train:7}"]))
+    assert len(capped["train"]) == 7 < len(full["train"])
+    assert {k: len(v) for k, v in capped.items() if k != "train"} == {
+        k: len(v) for k, v in full.items() if k != "train"}
+
+
+@pytest.mark.parametrize("cap, message", [
+    ("{trian:7}", r"names split\(s\) \['trian'\] that the run does not load"),
+    ("{train:0}", r"max_items_per_split\['train'\] must be a positive integer"),
+    ("-3", r"max_items_per_split must be a positive integer"),
+])
+def test_bad_item_caps_are_named(cap, message):
+    with pytest.raises(ConfigError, match=message):
+        load_splits(compose_data(["data=demo", f"data.max_items_per_split={cap}"]))
