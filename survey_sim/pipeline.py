@@ -2,7 +2,8 @@
 
 Order: validate the config (no model loaded), load and transform the splits, tokenize every prompt
 (rejecting over-long prompts and unusable option letters), then load the model, train and/or evaluate,
-and write config.yaml, run_info.json, predictions.jsonl and metrics.json (last).
+and write config.yaml, run_info.json, predictions.jsonl and metrics.json (last); in a multi-process
+run only rank 0 writes and prints.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig
 
 from survey_sim.baselines import BASELINES
@@ -69,6 +71,12 @@ def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[s
     return splits, eval_split_names(cfg, splits)
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a multi-process run: from the launch environment before the trainer starts, from the
+    strategy's global rank after (Lightning sets rank_zero_only.rank)."""
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
 def run(cfg: DictConfig) -> dict:
     """Run one configured experiment; returns the metrics written to metrics.json."""
     started = time.time()
@@ -78,7 +86,8 @@ def run(cfg: DictConfig) -> dict:
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     splits, names = prepare_splits(cfg)
     eval_names = list(dict.fromkeys((["val"] if splits.get("val") else []) + names))
-    write_config(out_dir, cfg)
+    if is_main_process():
+        write_config(out_dir, cfg)
 
     if cfg.method.kind == "baseline":
         from survey_sim.baselines.runner import run_baseline
@@ -97,6 +106,8 @@ def run(cfg: DictConfig) -> dict:
                 "seed": int(cfg.seed), "name": str(cfg.run_name)},
         "splits": by_split, "history": history, **extra,
     }
+    if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
+        return metrics
     atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),
                                                    "seconds": round(time.time() - started, 1)})
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)

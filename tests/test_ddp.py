@@ -30,6 +30,7 @@ def _run(out: Path, *overrides: str) -> list[dict]:
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (out / "metrics.json").exists()
+    assert proc.stdout.count("outputs: ") == 1, "the results table must be printed once, by rank 0"
     return [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
 
 
