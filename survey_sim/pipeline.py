@@ -103,7 +103,8 @@ def run(cfg: DictConfig) -> dict:
                 "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
                 "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
                 "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
-                "seed": int(cfg.seed), "name": str(cfg.run_name)},
+                "seed": int(cfg.seed), "name": str(cfg.run_name),
+                **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})},
         "splits": by_split, "history": history, **extra,
     }
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints

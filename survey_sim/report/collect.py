@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 REQUIRED_ROW_FIELDS = ("split", "group", "question_id", "human", "pred")
 # Run settings that tell runs apart in a table; runs equal on all of these (e.g. seeds) share a row.
 SETTING_FIELDS = ("model", "method", "control", "loss", "data", "language", "shuffle", "shuffle_train",
-                  "permutations")
+                  "permutations", "k")
 # Row order of the tables: baselines first, then each model's methods.
 METHOD_ORDER = ("uniform", "prior", "prior_loo", "knn", "zs", "json_zs", "ft")
 

@@ -112,11 +112,19 @@ def load_paper_numbers(path: str | os.PathLike | None = None) -> list[dict]:
     return records
 
 
+def _setting(source: dict) -> tuple:
+    """What a paper record and a run must share besides model and method (defaults as in paper_numbers.yaml)."""
+    method = source.get("method")
+    return (bool(source.get("control", False)), source.get("language") or "en", bool(source.get("shuffle", False)),
+            int(source.get("permutations") or 1), (source.get("loss") or "kl") if method == "ft" else None,
+            source.get("k") if method == "knn" else None)
+
+
 def _paper_for(group: RunGroup, metric: str, records: list[dict]) -> dict[str, float]:
     run = group.runs[0].run
     return {rec["split"]: float(rec[metric]) for rec in records
             if metric in rec and rec.get("model") == run.get("model") and rec["method"] == run.get("method")
-            and bool(rec.get("control", False)) == bool(run.get("control"))}
+            and _setting(rec) == _setting(run)}
 
 
 def build_table(groups: list[RunGroup], metric: str, splits: list[str], n_boot: int = 1000, seed: int = 0,

@@ -62,7 +62,6 @@ def test_paper_reference_column(tmp_path, groups):
     frame = table_frame(table)
     assert frame.loc["tiny / ft", "test-unseen-country (paper)"] == 0.5
     assert np.isnan(frame.loc["uniform", "test-unseen-country (paper)"])
-    assert load_paper_numbers() == []  # the shipped file holds no invented numbers
     ref.write_text("numbers:\n  - {method: ft, split: C1-Q3, jsd: high}\n")
     with pytest.raises(SurveyDataError, match="record 0.*jsd"):
         load_paper_numbers(ref)
@@ -76,3 +75,41 @@ def test_results_frame_is_tidy(groups):
     assert len(frame) == sum(len(m) - 1 for r in runs for m in r.splits.values())
     row = frame[(frame["method"] == "uniform") & (frame["split"] == "val") & (frame["metric"] == "jsd")].iloc[0]
     assert row["ci_low"] <= row["value"] <= row["ci_high"]
+
+
+@pytest.mark.parametrize("setting, matches", [
+    ("", True), ("loss: kl, language: en, shuffle: false, permutations: 1", True), ("loss: js", False),
+    ("language: zh", False), ("shuffle: true", False), ("permutations: 6", False), ("control: true", False),
+])
+def test_paper_numbers_match_only_the_same_setting(tmp_path, groups, setting, matches):
+    _, grps = groups
+    ref = tmp_path / "paper.yaml"
+    ref.write_text("numbers:\n  - {model: tiny, method: ft, split: test-unseen-country, jsd: 0.5"
+                   + (f", {setting}" if setting else "") + "}\n")
+    table = build_table(grps, "jsd", SPLITS, n_boot=0, paper=load_paper_numbers(ref))
+    assert table.paper_splits == (["test-unseen-country"] if matches else [])
+
+
+def test_shipped_paper_numbers():
+    """The published Tables 4, 5, 6, 7 and 11, keyed by this framework's model and split names."""
+    from survey_sim.report.tables import PAPER_NUMBERS
+
+    records = load_paper_numbers()
+    assert len(records) == 208
+    models = {p.stem for p in (PAPER_NUMBERS.parents[2] / "conf" / "model").glob("*.yaml")}
+    assert {r["model"] for r in records} - {None} <= models
+    assert {r["split"] for r in records} == {"C1-Q3", "C2-Q1", "C2-Q3", "C3-Q1", "C3-Q3", "Pew-C'1", "Pew-C3"}
+    keys = {(r["table"], r["model"], r["method"], bool(r.get("control")), r.get("loss"), r.get("language"),
+             bool(r.get("shuffle")), r["split"]) for r in records}
+    assert len(keys) == len(records)  # one number per setting and split
+
+    def one(**want):
+        (hit,) = [r for r in records if all(r.get(k) == v for k, v in want.items())]
+        return hit
+
+    assert one(table=4, model="llama3_8b_instruct", method="ft", control=False, split="C2-Q1")["jsd"] == 0.881
+    assert one(table=4, model="vicuna_13b", method="zs", control=True, split="C3-Q1")["emd_paper_code"] == 0.096
+    assert one(table=5, model="distil_qwen_7b", method="zs", split="C3-Q3")["emd_paper_code"] == 0.190
+    assert one(table=6, model="vicuna_7b", method="ft", split="Pew-C3")["accuracy"] == 0.456
+    assert one(table=7, loss="kl", shuffle=True, split="C1-Q3")["jsd"] == 0.753
+    assert one(table=11, method="knn", split="C3-Q1")["jsd"] == 0.541
