@@ -77,9 +77,19 @@ def is_main_process() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
+def route_lightning_logs() -> None:
+    """Lightning's top-level logger prints through its own console handler and then again through the root
+    logger when Hydra has configured one: keep the root's handlers only (console and the job's log file)."""
+    if logging.getLogger().hasHandlers():
+        lightning_logger = logging.getLogger("lightning")
+        for handler in list(lightning_logger.handlers):
+            lightning_logger.removeHandler(handler)
+
+
 def run(cfg: DictConfig) -> dict:
     """Run one configured experiment; returns the metrics written to metrics.json."""
     started = time.time()
+    route_lightning_logs()
     validate(cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -93,7 +93,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Tr
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
-                                 every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
+                                 auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
                                  save_top_k=1, monitor=None), RandomState()]
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,

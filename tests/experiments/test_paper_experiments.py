@@ -51,6 +51,7 @@ def sweep(tmp_path: Path, experiment: str, *overrides: str, cli: bool = False) -
         proc = subprocess.run(cmd, check=False, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         log = proc.stdout + proc.stderr
         assert proc.returncode == 0, f"{' '.join(cmd)} failed:\n{log[-4000:]}"
+        assert not re.search(r"^INFO: ", log, re.MULTILINE), "Lightning's lines are printed twice (own handler + Hydra's)"
         return out, log
     import torch
     from hydra.core.global_hydra import GlobalHydra

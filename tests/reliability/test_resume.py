@@ -40,7 +40,7 @@ def _kill_after_checkpoint(proc: subprocess.Popen, out: Path, log: Path, timeout
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         steps = [int(m[1]) for p in (out / "checkpoints").glob("step-*.ckpt")
-                 if (m := re.fullmatch(r"step-step=(\d+)\.ckpt", p.name))]
+                 if (m := re.fullmatch(r"step-(\d+)\.ckpt", p.name))]
         if steps and max(steps) >= KILL_AFTER_STEP:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
