@@ -25,7 +25,9 @@ class SurveyDataModule(L.LightningDataModule):
 
     `splits` maps split names to items (already transformed: control, shuffling, language). Every item is
     tokenized once by `encode()`, which also rejects prompts longer than `max_length` and option letters
-    the tokenizer cannot produce as one token, before any model is loaded. Batches carry
+    the tokenizer cannot produce as one token, before any model is loaded. `train_epoch_items`: other
+    versions of the training split (same items, e.g. options shuffled anew); epoch e trains on version
+    e mod (1 + len(train_epoch_items)), version 0 being `splits[train_split]`. Batches carry
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
     [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
@@ -41,18 +43,23 @@ class SurveyDataModule(L.LightningDataModule):
                  batch_size: int = 8, eval_batch_size: int = 32, seed: int = 0, max_length: int | None = None,
                  train_split: str | None = "train", val_split: str | None = "val",
                  eval_splits: Sequence[str] = (), num_workers: int = 0, bucket_multiple: int = 1,
-                 share_prefix: bool = False):
+                 share_prefix: bool = False, train_epoch_items: Sequence[Sequence[SurveyItem]] = ()):
         super().__init__()
         missing = [s for s in [train_split, val_split, *eval_splits] if s is not None and s not in splits]
         if missing:
             raise ConfigError(f"split(s) {missing} not available; available splits: {sorted(splits)}")
         self.items = {name: list(items) for name, items in splits.items()}
+        base = len(self.items[train_split]) if train_split is not None else 0
+        if any(len(v) != base for v in train_epoch_items):
+            raise ConfigError(f"train_epoch_items: every version must hold the {base} items of the training split")
+        self.train_versions = [list(v) for v in train_epoch_items]
         self.tokenizer, self.prompt_builder = tokenizer, prompt_builder
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.max_length, self.num_workers = max_length, num_workers
         self.train_split, self.val_split = train_split, val_split
         self.eval_split_names = list(eval_splits)
         self.encoded: dict[str, list[EncodedItem]] = {}
+        self.encoded_train_versions: list[list[EncodedItem]] = []
         pad = tokenizer.pad_token_id
         if pad is None:
             raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
@@ -74,6 +81,11 @@ class SurveyDataModule(L.LightningDataModule):
             if name not in self.encoded:
                 self.encoded[name] = [self._encode_item(name, i, item) for i, item in enumerate(self.items[name])]
                 log.info("split %s: %d items encoded", name, len(self.encoded[name]))
+        if len(self.encoded_train_versions) < len(self.train_versions):
+            self.encoded_train_versions = [[self._encode_item(self.train_split, i, item) for i, item in enumerate(v)]
+                                           for v in self.train_versions]
+            log.info("split %s: %d more versions encoded (one per epoch)", self.train_split,
+                     len(self.train_versions))
 
     def _encode_item(self, split: str, index: int, item: SurveyItem) -> EncodedItem:
         ids = self.prompt_builder.encode(item)
@@ -106,6 +118,8 @@ class SurveyDataModule(L.LightningDataModule):
             shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank)
         if train:
             self._train_sampler = sampler
+            if self.encoded_train_versions:
+                data = EpochVersions([data, *self.encoded_train_versions], sampler)
             if self._resume is not None:
                 sampler.resume_at(*self._resume)
                 self._resume = None
@@ -146,3 +160,16 @@ class SurveyDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> list[DataLoader]:
         return self.test_dataloader()
+
+
+class EpochVersions(torch.utils.data.Dataset):
+    """Item i of the version that the sampler's current epoch uses (epoch mod the number of versions)."""
+
+    def __init__(self, versions: Sequence[Sequence[EncodedItem]], sampler: LengthGroupedBatchSampler):
+        self.versions, self.sampler = versions, sampler
+
+    def __len__(self) -> int:
+        return len(self.versions[0])
+
+    def __getitem__(self, index: int) -> EncodedItem:
+        return self.versions[self.sampler.epoch % len(self.versions)][index]

@@ -65,13 +65,19 @@ def permute_options(item: SurveyItem, perm: Sequence[int], record: str) -> Surve
         transforms=(*item.transforms, record))
 
 
-def shuffle_options(items: Iterable[SurveyItem], seed: int) -> list[SurveyItem]:
-    """Each item's options and distribution in a random order (the letters keep their positions)."""
+def shuffle_options(items: Iterable[SurveyItem], seed: int, epoch: int = 0) -> list[SurveyItem]:
+    """Each item's options and distribution in a random order (the letters keep their positions).
+
+    The order is drawn over the item's original options, from (seed, item key) and, for epoch > 0, the
+    epoch: training re-draws it each epoch (see SurveyDataModule), whatever order the item holds now."""
     out = []
     for item in items:
-        perm = list(range(item.num_options))
-        _rng(seed, "shuffle", item).shuffle(perm)
-        out.append(permute_options(item, perm, "shuffle:" + ",".join(map(str, perm))))
+        order = list(range(item.num_options))
+        salt = "shuffle" if epoch == 0 else f"shuffle@{epoch}"
+        _rng(seed, salt, item).shuffle(order)
+        now = {original: position for position, original in enumerate(item.option_order)}
+        record = "shuffle:" + ",".join(map(str, order)) + (f"@epoch{epoch}" if epoch else "")
+        out.append(permute_options(item, [now[o] for o in order], record))
     return out
 
 
@@ -144,7 +150,7 @@ def select_language(items_en: Iterable[SurveyItem], items_lang: Iterable[SurveyI
     return out, report
 
 
-def _flag(value, key: str) -> bool:
+def role_flag(value, key: str) -> bool:
     """A bool, or one entry of a {train: bool, eval: bool} mapping."""
     if isinstance(value, Mapping):
         return bool(value.get(key, False))
@@ -163,9 +169,9 @@ def apply_transforms(splits: Mapping[str, list[SurveyItem]], data_cfg) -> dict[s
     for name, items in splits.items():
         role = "train" if name == "train" else "eval"
         items = list(items)
-        if _flag(control, role):
+        if role_flag(control, role):
             items = country_swap(items, pool, seed)
-        if _flag(shuffle, role):
+        if role_flag(shuffle, role):
             items = shuffle_options(items, seed)
         out[name] = items
     return out

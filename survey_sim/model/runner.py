@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
+from survey_sim.data.transforms import role_flag, shuffle_options
 from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
 from survey_sim.model.loading import context_length, load_model, load_tokenizer
 from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter
@@ -46,6 +47,16 @@ def last_checkpoint(out_dir: Path) -> str | None:
     return str(ckpt) if ckpt.exists() else None
 
 
+def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[list[SurveyItem]]:
+    """With shuffle.train, the training split with its options shuffled anew for epochs 1..max_epochs-1
+    (epoch 0 uses the order drawn by the data transforms); runs bounded by max_steps only cycle 10 orders."""
+    if not role_flag(cfg.data.get("shuffle") or False, "train"):
+        return []
+    epochs = int(cfg.trainer.max_epochs) if int(cfg.trainer.max_epochs) > 0 else 10
+    seed = int(cfg.data.get("seed") or 0)
+    return [shuffle_options(train_items, seed, epoch) for epoch in range(1, epochs)]
+
+
 def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], tokenizer,
                      *, train: bool) -> tuple[SurveyDataModule, dict, dict]:
     """DataModule over the training split and the (permutation-expanded) evaluation splits, encoded."""
@@ -62,7 +73,8 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
         max_length=context_length(cfg.model, tokenizer), train_split="train" if train else None,
         val_split="val" if "val" in eval_names else None, eval_splits=eval_names,
         bucket_multiple=int(cfg.trainer.get("bucket_multiple") or 1),
-        share_prefix=bool(cfg.trainer.get("share_prefix", False)))
+        share_prefix=bool(cfg.trainer.get("share_prefix", False)),
+        train_epoch_items=reshuffled_epochs(cfg, splits["train"]) if train else ())
     dm.encode()
     return dm, expanded, bases
 

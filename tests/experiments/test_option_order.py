@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -42,8 +44,8 @@ def test_permutation_averaging_removes_a_pure_position_bias():
     assert shifted.options == ("some", "little", "a lot")
 
 
-def test_shuffled_training_items_get_one_fixed_permutation_each():
-    """shuffle.train draws one seeded permutation per item for the whole run (no re-draw per epoch)."""
+def test_shuffled_training_items_keep_epoch_zero_order_across_builds():
+    """shuffle.train: the data transforms draw epoch 0's seeded order (the same in every build)."""
     items = [_item(f"Q{i}", split="train") for i in range(30)]
     cfg = OmegaConf.create({"seed": 3, "control": False, "shuffle": {"train": True, "eval": False}})
     first = apply_transforms({"train": items, "val": items}, cfg)
@@ -53,6 +55,42 @@ def test_shuffled_training_items_get_one_fixed_permutation_each():
     assert all(it.option_order == (0, 1, 2) for it in first["val"])  # evaluation untouched
     for it in first["train"]:  # the target moves with its option
         np.testing.assert_allclose(it.to_original_order(it.distribution), [0.5, 0.3, 0.2])
+
+
+def _train_epochs(epochs: int, seen: int):
+    """Per training item (by index): the target of each of `seen` epochs, from the real DataModule."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.model.loading import load_tokenizer
+    from survey_sim.model.runner import build_datamodule
+    from survey_sim.pipeline import prepare_splits
+
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["data=demo", "model=tiny_random", "max_items=40", "shuffle.train=true",
+                                           f"trainer.max_epochs={epochs}", "output_dir=unused"])
+    splits, names = prepare_splits(cfg)
+    dm, _, _ = build_datamodule(cfg, splits, names, load_tokenizer(cfg.model), train=True)
+    loader = dm.train_dataloader()
+    targets = {}
+    for epoch in range(seen):
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        for batch in loader:
+            for row, index in enumerate(batch["index"].tolist()):
+                k = int(batch["option_mask"][row].sum())
+                targets.setdefault(index, []).append(tuple(round(v, 6) for v in batch["target"][row, :k].tolist()))
+    return targets
+
+
+def test_shuffled_training_redraws_the_option_order_every_epoch():
+    targets = _train_epochs(epochs=3, seen=4)
+    assert len(targets) == 40 and all(len(t) == 4 for t in targets.values())
+    changed = sum(t[1] != t[0] or t[2] != t[0] for t in targets.values())
+    assert changed >= 30  # a new order per epoch for (nearly) every item (K! >= 6 orders)
+    assert all(sorted(t[0]) == sorted(t[1]) == sorted(t[2]) for t in targets.values())  # same shares, moved
+    assert all(t[3] == t[0] for t in targets.values())  # epoch 3 reuses version 0 (3 versions)
+    assert targets == _train_epochs(epochs=3, seen=4)  # seeded
+    single = _train_epochs(epochs=1, seen=2)
+    assert all(t[0] == t[1] for t in single.values())  # one epoch: one order, nothing re-drawn
 
 
 def test_report_marks_the_a_bias_closest_to_zero_as_best():
