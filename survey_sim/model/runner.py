@@ -47,12 +47,16 @@ def last_checkpoint(out_dir: Path) -> str | None:
     return str(ckpt) if ckpt.exists() else None
 
 
+MAX_TRAIN_ORDERS = 10  # versions of the training split kept (tokenized) for per-epoch option shuffling
+
+
 def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[list[SurveyItem]]:
-    """With shuffle.train, the training split with its options shuffled anew for epochs 1..max_epochs-1
-    (epoch 0 uses the order drawn by the data transforms); runs bounded by max_steps only cycle 10 orders."""
+    """With shuffle.train, the training split with its options shuffled anew for epochs 1, 2, ... (epoch 0
+    uses the order drawn by the data transforms): one version per epoch, at most MAX_TRAIN_ORDERS, cycled."""
     if not role_flag(cfg.data.get("shuffle") or False, "train"):
         return []
-    epochs = int(cfg.trainer.max_epochs) if int(cfg.trainer.max_epochs) > 0 else 10
+    max_epochs = int(cfg.trainer.max_epochs)
+    epochs = min(max_epochs, MAX_TRAIN_ORDERS) if max_epochs > 0 else MAX_TRAIN_ORDERS
     seed = int(cfg.data.get("seed") or 0)
     return [shuffle_options(train_items, seed, epoch) for epoch in range(1, epochs)]
 
