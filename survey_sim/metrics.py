@@ -9,7 +9,9 @@ All per-item functions take float64 arrays over the K options in the item's ORIG
 - `emd_paper_code`: scipy.stats.wasserstein_distance(p, q), the quantity the paper's code computed
   (probabilities taken as sample values; not an EMD between the distributions). Only for comparison.
 - `tv`: total variation distance, in [0, 1].
-- `accuracy`: 1 if argmax q == argmax p (ties go to the first option, as numpy's argmax).
+- `accuracy`: 1 if the predicted top option is the human majority (argmax p; a tie among human shares goes
+  to the first option). Tied predicted top options share the credit (1/t each), so a uniform prediction
+  scores 1/K, its expected accuracy under random tie-breaking, not 1 whenever option A is the majority.
 - `first_option_mass`: q of the first option; `a_bias`: its excess over p (mean over items = A-bias).
 """
 
@@ -74,6 +76,12 @@ def emd_paper_code(p, q) -> float:
     return float(wasserstein_distance(p, q))
 
 
+def accuracy(p, q) -> float:
+    """Majority-option accuracy; tied predicted top options (within 1e-12) share the credit."""
+    top = np.flatnonzero(q >= q.max() - 1e-12)
+    return float(int(np.argmax(p)) in top) / len(top)
+
+
 def tv(p, q) -> float:
     """Total variation distance: half the L1 distance."""
     p, q = _pair(p, q)
@@ -86,7 +94,7 @@ def item_metrics(p, q, *, first_index: int = 0) -> dict[str, float]:
     return {
         "jsd": jsd(p, q), "js_divergence": js_divergence(p, q), "emd": emd(p, q),
         "emd_paper_code": emd_paper_code(p, q), "tv": tv(p, q),
-        "accuracy": float(np.argmax(q) == np.argmax(p)),
+        "accuracy": accuracy(p, q),
         "first_option_mass": float(q[first_index]), "a_bias": float(q[first_index] - p[first_index]),
     }
 

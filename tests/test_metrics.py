@@ -76,9 +76,16 @@ def test_item_metrics_fields_and_a_bias():
     assert shown_first["first_option_mass"] == pytest.approx(0.25) and shown_first["a_bias"] == pytest.approx(-0.05)
 
 
-def test_accuracy_ties_go_to_the_first_option():
+def test_accuracy_human_ties_go_to_the_first_option():
     assert item_metrics([0.4, 0.4, 0.2], [0.5, 0.1, 0.4])["accuracy"] == 1.0
     assert item_metrics([0.4, 0.4, 0.2], [0.1, 0.5, 0.4])["accuracy"] == 0.0
+
+
+def test_accuracy_of_tied_predictions_is_shared():
+    """A uniform prediction scores 1/K (random tie-breaking), not 1 whenever the first option is the majority."""
+    assert item_metrics([0.6, 0.3, 0.1], [1 / 3] * 3)["accuracy"] == pytest.approx(1 / 3)
+    assert item_metrics([0.6, 0.3, 0.1], [0.4, 0.4, 0.2])["accuracy"] == pytest.approx(0.5)
+    assert item_metrics([0.1, 0.3, 0.6], [0.4, 0.4, 0.2])["accuracy"] == 0.0
 
 
 def test_inputs_are_normalised_and_validated():
