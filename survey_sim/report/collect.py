@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import yaml
 
 from survey_sim.errors import ConfigError
 
@@ -18,6 +19,12 @@ REQUIRED_ROW_FIELDS = ("split", "group", "question_id", "human", "pred")
 # Run settings that tell runs apart in a table; runs equal on all of these (e.g. seeds) share a row.
 SETTING_FIELDS = ("model", "method", "control", "loss", "data", "language", "shuffle", "shuffle_train",
                   "permutations", "k")
+# Config keys that do not change a run's results (or differ between machines): ignored when grouping runs.
+# Any other key of config.yaml that differs (a learning rate, a training-set cap, ...) gets its own row.
+IGNORED_CONFIG_KEYS = ("seed", "data.seed", "output_dir", "run_name", "resume", "data.root", "model.cache_dir",
+                       "model.local_path", "trainer.enable_progress_bar", "trainer.log_every_n_steps",
+                       "trainer.checkpoint_every_n_steps")
+IGNORED_CONFIG_PREFIXES = ("logger.", "hydra.")
 # Row order of the tables: baselines first, then each model's methods.
 METHOD_ORDER = ("uniform", "prior", "prior_loo", "knn", "zs", "json_zs", "ft")
 
@@ -31,10 +38,11 @@ class Run:
     splits: dict[str, dict]
     history: list[dict]
     predictions: pd.DataFrame = field(repr=False)
+    config: dict = field(default_factory=dict, repr=False)  # flattened config.yaml, ignored keys removed
 
     @property
     def settings(self) -> tuple:
-        return tuple(self.run.get(k) for k in SETTING_FIELDS)
+        return tuple(self.run.get(k) for k in SETTING_FIELDS) + tuple(sorted(self.config.items()))
 
     @property
     def label(self) -> str:
@@ -108,7 +116,28 @@ def load_run(path: str | os.PathLike) -> Run | SkippedRun:
             return SkippedRun(path, f"split {split}: metrics.json has {n} items, predictions.jsonl "
                                     f"{counts.get(split, 0)} (truncated?)")
     history = metrics.get("history") or []
-    return Run(path=path, run=metrics["run"], splits=metrics["splits"], history=list(history), predictions=preds)
+    return Run(path=path, run=metrics["run"], splits=metrics["splits"], history=list(history), predictions=preds,
+               config=_result_config(path / "config.yaml"))
+
+
+def _flatten(value, prefix: str = "") -> dict[str, str]:
+    if isinstance(value, dict):
+        out: dict[str, str] = {}
+        for key, sub in value.items():
+            out.update(_flatten(sub, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: json.dumps(value, sort_keys=True, default=str)}
+
+
+def _result_config(path: Path) -> dict[str, str]:
+    """config.yaml flattened to dotted keys (JSON-encoded values), without the keys that do not affect results."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        log.warning("%s: cannot read the run's config (%s); grouping this run by metrics.json only", path, exc)
+        return {}
+    return {k: v for k, v in _flatten(data if isinstance(data, dict) else {}).items()
+            if k not in IGNORED_CONFIG_KEYS and not k.startswith(IGNORED_CONFIG_PREFIXES)}
 
 
 def collect_runs(paths: list[str | os.PathLike]) -> tuple[list[Run], list[SkippedRun]]:
@@ -163,19 +192,28 @@ def group_runs(runs: list[Run]) -> list[RunGroup]:
 
     Baselines come first, then models by name, each model's methods in `METHOD_ORDER`,
     the [ctrl] row after its plain row.
-    A group's label is the run label plus every other setting that varies among the
-    runs with that same label (e.g. `(loss=kl)` next to `(loss=js)`), so labels are unique.
+    Runs whose config.yaml differs in any key that affects results (not the seed; see
+    IGNORED_CONFIG_KEYS) are separate groups. A group's label is the run label plus every setting
+    that varies among the runs with that same label (e.g. `(loss=kl)` next to `(loss=js)`), and
+    then any config key that still tells them apart (e.g. `trainer.optim.lr=0.0005`), so labels are unique.
     """
     by_label: dict[str, list[Run]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
     varying = {label: [k for k in SETTING_FIELDS[3:] if len({repr(r.run.get(k)) for r in same}) > 1]
                for label, same in by_label.items()}
+    by_fields: dict[tuple, list[Run]] = {}
+    for run in runs:
+        by_fields.setdefault(run.settings[:len(SETTING_FIELDS)], []).append(run)
     groups: dict[tuple, RunGroup] = {}
     for run in runs:
         if run.settings not in groups:
-            extra = ", ".join(f"{k}={run.run.get(k)}" for k in varying[run.label])
-            groups[run.settings] = RunGroup(run.label + (f" ({extra})" if extra else ""), [])
+            same = by_fields[run.settings[:len(SETTING_FIELDS)]]
+            keys = sorted({k for r in same for k in r.config} - {k for k in run.config
+                                                                 if all(r.config.get(k) == run.config[k] for r in same)})
+            extra = [f"{k}={run.run.get(k)}" for k in varying[run.label]]
+            extra += [f"{k}={run.config.get(k, '-')}" for k in keys]
+            groups[run.settings] = RunGroup(run.label + (f" ({', '.join(extra)})" if extra else ""), [])
         groups[run.settings].runs.append(run)
 
     def order(g: RunGroup) -> tuple:

@@ -20,7 +20,7 @@ EVAL_SPLITS = ("val", "test-unseen-country", "test-unseen-question")
 
 
 def write_run(out: Path, method: str, splits, *, seed: int = 0, model: str | None = None, control=False,
-              history=(), mix_with_truth: float | None = None) -> Path:
+              history=(), mix_with_truth: float | None = None, config: dict | None = None) -> Path:
     """A complete run folder. `mix_with_truth` fakes a trained model: prior mixed with the human answers."""
     baseline = make_baseline("prior" if mix_with_truth is not None else method).fit(splits["train"])
     rows = {}
@@ -33,7 +33,8 @@ def write_run(out: Path, method: str, splits, *, seed: int = 0, model: str | Non
         rows[name] = prediction_rows(items, preds)
     run = {"model": model, "method": method, "control": control, "loss": "kl" if method == "ft" else None,
            "data": "demo", "language": "en", "shuffle": False, "seed": seed, "name": out.name}
-    write_config(out, OmegaConf.create({"method": {"name": method}, "seed": seed, "data": {"name": "demo"}}))
+    write_config(out, OmegaConf.create({"method": {"name": method}, "seed": seed, "data": {"name": "demo", "seed": seed},
+                                        "output_dir": str(out), **(config or {})}))
     metrics = {"run": run, "splits": {n: split_metrics(r) for n, r in rows.items()}, "history": list(history)}
     write_results(out, [r for name in EVAL_SPLITS for r in rows[name]], metrics)
     return out

@@ -58,3 +58,17 @@ def test_group_runs_pools_seeds_and_averages_items(results):
     labels = [g.label for g in group_runs(runs)]
     prior.runs[1].run["loss"] = None
     assert "prior (loss=None)" in labels and "prior (loss=js)" in labels and "uniform" in labels
+
+
+def test_runs_that_differ_in_any_config_key_get_their_own_rows(tmp_path):
+    """A learning-rate sweep must not be pooled like seeds: the differing key labels each row."""
+    from survey_sim.data.demo import make_demo_survey
+    from tests.report.fake_runs import write_run
+
+    splits = make_demo_survey(seed=0, n_countries=8, n_questions=10)
+    for i, (lr, seed) in enumerate([(1e-4, 0), (1e-4, 1), (5e-4, 0)]):
+        write_run(tmp_path / f"{i}", "ft", splits, seed=seed, model="tiny", mix_with_truth=0.5,
+                  config={"trainer": {"optim": {"lr": lr}}, "logger": {"name": f"csv{i}"}})
+    groups = group_runs(collect_runs([tmp_path])[0])
+    assert sorted((g.label, len(g.runs)) for g in groups) == [
+        ("tiny / ft (trainer.optim.lr=0.0001)", 2), ("tiny / ft (trainer.optim.lr=0.0005)", 1)]
