@@ -54,6 +54,16 @@ def run_info(data_files: Iterable[Path] = ()) -> dict:
     }
 
 
+def flat_config(node, prefix: str = "") -> dict[str, object]:
+    """A nested config (plain mappings) as {dotted.key: leaf value}."""
+    if isinstance(node, Mapping):
+        out: dict[str, object] = {}
+        for key, value in node.items():
+            out.update(flat_config(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
 def write_config(out_dir: Path, cfg: DictConfig) -> None:
     atomic_write_text(out_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
 

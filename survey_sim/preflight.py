@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
 from survey_sim.losses import get_loss
+from survey_sim.outputs import flat_config
 from survey_sim.training import LOGGERS
 
 log = logging.getLogger(__name__)
@@ -88,15 +89,6 @@ def check_adapter(path) -> None:
                           "Hugging Face adapter id)")
 
 
-def _flat(node, prefix: str = "") -> dict[str, object]:
-    if isinstance(node, Mapping):
-        out: dict[str, object] = {}
-        for key, value in node.items():
-            out.update(_flat(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 def check_output_dir(cfg: DictConfig) -> None:
     """A new run never writes into the folder of another: resume=true continues a run; its recorded config
     must be this one."""
@@ -113,8 +105,8 @@ def check_output_dir(cfg: DictConfig) -> None:
                     out_dir)
     if not recorded.is_file():
         return
-    old = _flat(OmegaConf.to_container(OmegaConf.load(recorded), resolve=False))
-    new = _flat(OmegaConf.to_container(cfg, resolve=True))
+    old = flat_config(OmegaConf.to_container(OmegaConf.load(recorded), resolve=False))
+    new = flat_config(OmegaConf.to_container(cfg, resolve=True))
     changed = sorted(k for k in old.keys() | new.keys()
                      if k not in RESUME_FREE_KEYS and old.get(k, "<absent>") != new.get(k, "<absent>"))
     if changed:

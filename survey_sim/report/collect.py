@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from survey_sim.errors import ConfigError
+from survey_sim.outputs import flat_config
 
 log = logging.getLogger(__name__)
 
@@ -120,15 +121,6 @@ def load_run(path: str | os.PathLike) -> Run | SkippedRun:
                config=_result_config(path / "config.yaml"))
 
 
-def _flatten(value, prefix: str = "") -> dict[str, str]:
-    if isinstance(value, dict):
-        out: dict[str, str] = {}
-        for key, sub in value.items():
-            out.update(_flatten(sub, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(value, sort_keys=True, default=str)}
-
-
 def _result_config(path: Path) -> dict[str, str]:
     """config.yaml flattened to dotted keys (JSON-encoded values), without the keys that do not affect results."""
     try:
@@ -136,7 +128,8 @@ def _result_config(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         log.warning("%s: cannot read the run's config (%s); grouping this run by metrics.json only", path, exc)
         return {}
-    return {k: v for k, v in _flatten(data if isinstance(data, dict) else {}).items()
+    flat = flat_config(data if isinstance(data, dict) else {})
+    return {k: json.dumps(v, sort_keys=True, default=str) for k, v in flat.items()
             if k not in IGNORED_CONFIG_KEYS and not k.startswith(IGNORED_CONFIG_PREFIXES)}
 
 
