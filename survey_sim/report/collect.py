@@ -205,7 +205,7 @@ def group_runs(runs: list[Run]) -> list[RunGroup]:
             keys = sorted({k for r in same for k in r.config} - {k for k in run.config
                                                                  if all(r.config.get(k) == run.config[k] for r in same)})
             extra = [f"{k}={run.run.get(k)}" for k in varying[run.label]]
-            extra += [f"{k}={run.config.get(k, '-')}" for k in keys]
+            extra += [f"{k}={run.config[k]}" for k in keys if k in run.config]  # a key it lacks: shown by the others
             groups[run.settings] = RunGroup(run.label + (f" ({', '.join(extra)})" if extra else ""), [])
         groups[run.settings].runs.append(run)
 
