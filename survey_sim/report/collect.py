@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 REQUIRED_ROW_FIELDS = ("split", "group", "question_id", "human", "pred")
 # Run settings that tell runs apart in a table; runs equal on all of these (e.g. seeds) share a row.
 SETTING_FIELDS = ("model", "method", "control", "loss", "data", "language", "shuffle", "shuffle_train",
-                  "permutations", "k")
+                  "permutations")
 # Config keys that do not change a run's results (or differ between machines): ignored when grouping runs.
 # Any other key of config.yaml that differs (a learning rate, a training-set cap, ...) gets its own row.
 IGNORED_CONFIG_KEYS = ("seed", "data.seed", "output_dir", "run_name", "resume", "data.root", "model.cache_dir",
