@@ -13,7 +13,7 @@ from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import role_flag, shuffle_options
 from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
 from survey_sim.model.loading import context_length, load_model, load_tokenizer
-from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter
+from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter, logged_metrics
 from survey_sim.prompts import PromptBuilder
 from survey_sim.training import build_logger, build_trainer, full_parameters
 
@@ -123,9 +123,33 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         from survey_sim.calibration import calibrate_module
         extra["calibration"] = calibrate_module(trainer, module, dm, expanded.get("val", []), bases.get("val", []),
                                                  out_dir)
-    trainer.test(module, datamodule=dm, verbose=False)
+    test_remaining(trainer, module, dm, eval_names, rows)
     log_to_wandb(logger, rows)
     return rows, module.history, extra
+
+
+def test_remaining(trainer, module: SurveySimulator, dm: SurveyDataModule, eval_names: list[str],
+                   rows: dict[str, list[dict]]) -> None:
+    """The final test pass over the evaluation splits, except those the module has predicted with its
+    current weights and temperature already (the validation split, validated at the end of training): their
+    predictions are kept, and their metrics logged under test/<split>/ as a test pass would."""
+    current = [name for name in eval_names if name in module.current_predictions()]
+    remaining = [name for name in eval_names if name not in current]
+    if current:
+        log.info("split(s) %s: keeping the predictions of the validation at step %d (same weights), not "
+                 "evaluating them again", current, trainer.global_step)
+        if trainer.is_global_zero and trainer.logger is not None:
+            trainer.logger.log_metrics({k: v for name in current
+                                        for k, v in logged_metrics(f"test/{name}", split_metrics(rows[name])).items()},
+                                       step=trainer.global_step)
+    if not remaining:
+        return
+    saved = dm.eval_split_names, module.eval_split_names
+    dm.eval_split_names = module.eval_split_names = remaining  # the test dataloaders and their split names
+    try:
+        trainer.test(module, datamodule=dm, verbose=False)
+    finally:
+        dm.eval_split_names, module.eval_split_names = saved
 
 
 def log_to_wandb(logger, rows: dict[str, list[dict]]) -> None:

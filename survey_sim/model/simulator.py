@@ -58,6 +58,11 @@ class PrefixCache(DynamicCache):
                 torch.cat([values.expand(b, -1, -1, -1), value_states], dim=-2))
 
 
+def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:
+    """A split's metric summary as logged: `<prefix>/<metric>` (val/..., test/<split>/...), item count left out."""
+    return {f"{prefix}/{k}": float(v) for k, v in summary.items() if k != "n_items"}
+
+
 def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(base, base.base_model_prefix, None)
@@ -75,7 +80,10 @@ class SurveySimulator(L.LightningModule):
     the output embedding, so no [batch, seq, vocab] tensor is ever built. Logits are divided by
     `temperature` (1 unless calibrated), then log-softmaxed over the item's valid options.
     Evaluation batches are collected per split; `predictions[split]` holds [N, 26] probabilities in item
-    index order after each validation/test epoch, gathered from all ranks without duplicates.
+    index order after each validation/test epoch, gathered from all ranks without duplicates, and
+    `predicted_with[split]` the optimizer step and temperature they were made with, so that a pass over
+    a split already predicted with the current weights (the validation at the end of training) is not
+    repeated (`current_predictions`).
     """
 
     def __init__(self, backbone: nn.Module, *, loss: str = "kl", loss_kwargs: Mapping | None = None,
@@ -92,6 +100,7 @@ class SurveySimulator(L.LightningModule):
         self.evaluate_fn = evaluate_fn
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.predictions: dict[str, torch.Tensor] = {}
+        self.predicted_with: dict[str, tuple[int, float]] = {}  # split -> weights_state() of its predictions
         self.history: list[dict] = []
         self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.strict_loading = False  # checkpoints hold only the trainable (adapter) weights
@@ -172,6 +181,14 @@ class SurveySimulator(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- evaluation ----------------------------------------------------------------------------------
+    def weights_state(self) -> tuple[int, float]:
+        """What predictions depend on besides the items: the optimizer steps taken and the temperature."""
+        return int(self.global_step), float(self.temperature)
+
+    def current_predictions(self) -> list[str]:
+        """Splits whose `predictions` were made with the current weights and temperature."""
+        return [split for split, state in self.predicted_with.items() if state == self.weights_state()]
+
     def _collect(self, split: str, batch) -> torch.Tensor:
         log_probs = self(batch)
         probs = torch.zeros(len(batch["index"]), MAX_OPTIONS, device=log_probs.device)
@@ -202,10 +219,10 @@ class SurveySimulator(L.LightningModule):
             if torch.isnan(out[:, 0]).any():
                 raise SurveySimError(f"split {split}: predictions missing for some items after gathering")
             self.predictions[split] = out.float().cpu()
+            self.predicted_with[split] = self.weights_state()
             if self.evaluate_fn is not None:
                 summary = self.evaluate_fn(split, self.predictions[split])
-                name = "val" if stage == "val" else f"test/{split}"
-                self.log_dict({f"{name}/{k}": float(v) for k, v in summary.items() if k != "n_items"},
+                self.log_dict(logged_metrics("val" if stage == "val" else f"test/{split}", summary),
                               rank_zero_only=True)
         self._collected = {}
 
