@@ -41,8 +41,17 @@ def _number(value, key: str, *, minimum: float, strict: bool = False) -> float:
     return float(value)
 
 
+def _bool(value, key: str) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
 def check_trainer(t: Mapping) -> None:
-    """Numbers of the `trainer` group that Lightning would only reject after the model is loaded."""
+    """Numbers and switches of the `trainer` group that Lightning would only reject after the model is loaded
+    (or that Python would read as true: the string 'no')."""
+    for key in ("share_prefix", "gradient_checkpointing", "cudnn_attention"):
+        if t.get(key) is not None:
+            _bool(t.get(key), f"trainer.{key}")
     _int(t.get("checkpoint_every_n_steps"), "trainer.checkpoint_every_n_steps", minimum=1)
     _int(t.get("max_steps"), "trainer.max_steps", minimum=-1)
     if t.get("max_epochs") is not None:

@@ -140,3 +140,27 @@ def test_gpu_check_tiny_runs_on_cpu_without_hydra(tmp_path):
     # the full-size architectures are the published ones
     assert gpu_check.ARCHS["llama3_8b"][1]["intermediate_size"] == 14336
     assert gpu_check.ARCHS["qwen2_7b"][1]["vocab_size"] == 152064
+
+
+@pytest.mark.parametrize("cudnn", [False, True])
+def test_cuda_kernel_settings(monkeypatch, cudnn):
+    """On CUDA the trainer enables TF32 and turns SDPA's cuDNN backend on only with trainer.cudnn_attention
+    (the GPU itself is simulated: this machine has none)."""
+    from omegaconf import OmegaConf
+
+    from survey_sim.training import configure_cuda_kernels
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", calls.append)
+    trainer_cfg = OmegaConf.load(REPO / "conf" / "trainer" / "default.yaml")
+    if cudnn:
+        trainer_cfg.cudnn_attention = True
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+        configure_cuda_kernels(trainer_cfg)
+        assert calls == [cudnn]
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
