@@ -31,7 +31,8 @@ _PLACEHOLDERS = {"instruction": {"country"}, "options_header": set(), "answer_pr
 
 TEMPLATES: dict[str, dict[str, str]] = {
     # Cao et al.: instruction + input + ", ".join(options) + answer suffix. The paper's Chinese answer suffix
-    # is not published with the data; this is a faithful translation of the English one.
+    # is not published with the data; this is a faithful translation of the English one, ending like it in
+    # " (": with "是(" the letter would merge into one "(A" token in Qwen's and Llama 3's tokenizers.
     "paper": {
         "instruction_en": "How would someone from {country} answer the following question:\n\n",
         "instruction_zh": "来自{country}的人会如何回答以下问题：\n\n",
@@ -40,7 +41,7 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "option_format": "({letter}){label}",
         "option_sep": ", ",
         "answer_prefix_en": " If had to select one of the options, my answer would be (",
-        "answer_prefix_zh": " 如果必须从选项中选择一个，我的答案是(",
+        "answer_prefix_zh": " 如果必须从选项中选择一个，我的答案是 (",
     },
     # One option per line and a short answer cue: a prompt-sensitivity alternative.
     "plain": {

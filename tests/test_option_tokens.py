@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from survey_sim.data.item import LETTERS
 from survey_sim.errors import TokenizerError
 from survey_sim.model.loading import load_tokenizer
 from survey_sim.option_tokens import OptionTokens, option_token_ids
@@ -22,13 +23,23 @@ def smol():
     return load_tokenizer(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf/model/smollm2_135m.yaml"))
 
 
-def byte_bpe(merges=(), *, lowercase=False, name="toy-bpe") -> PreTrainedTokenizerFast:
-    """Byte-level BPE whose only merges are `merges` (pairs of characters), applied across spaces too."""
+#: The pre-tokenizer pattern of Qwen (Qwen-7B, Qwen2, the DeepSeek-R1 Qwen distills) and Llama 3 (which
+#: groups digits by three): a punctuation mark may open a run of letters, so "(A" is one piece.
+QWEN_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+def byte_bpe(merges=(), *, lowercase=False, name="toy-bpe", pattern=None) -> PreTrainedTokenizerFast:
+    """Byte-level BPE whose only merges are `merges` (pairs of characters), applied across spaces too, or
+    within the pieces of a pre-tokenizer `pattern`."""
     vocab = {c: i for i, c in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
     for a, b in merges:
         vocab[a + b] = len(vocab)
     tok = Tokenizer(models.BPE(vocab=vocab, merges=list(merges)))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    if pattern is not None:
+        tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(pattern), behavior="isolated"),
+                                                     tok.pre_tokenizer])
     tok.decoder = decoders.ByteLevel()
     if lowercase:
         tok.normalizer = normalizers.Lowercase()
@@ -100,3 +111,16 @@ def test_multi_token_letter():
 def test_letters_must_have_distinct_ids():
     with pytest.raises(TokenizerError, match=r"toy-bpe.*share token ids \[\('A', \d+\)\]"):
         option_token_ids(byte_bpe(), ["A", "B", "A"], "answer (")
+
+
+def test_shipped_prompts_keep_letters_apart_in_qwen_and_llama3_tokenizers():
+    """Their vocabularies hold "(A"-style tokens and their pre-tokenizer keeps "(A" in one piece: an answer
+    prefix ending in "(" right after a letter or ideograph ("...我的答案是(") would merge with the option
+    letter. Every shipped prompt must end so that each letter stays a token of its own."""
+    tok = byte_bpe([("(", letter) for letter in LETTERS], pattern=QWEN_PATTERN, name="qwen-like")
+    with pytest.raises(TokenizerError, match="merges with the text before it"):
+        option_token_ids(tok, LETTERS, "我的答案是(")  # the tokenizer models the merge
+    for template in ("paper", "plain"):
+        for language in ("en", "zh"):
+            ids = option_token_ids(tok, LETTERS, PromptBuilder(template).answer_prefix(language))
+            assert [tok.decode([i]) for i in ids] == list(LETTERS), (template, language)

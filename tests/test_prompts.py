@@ -103,7 +103,7 @@ def test_paper_prompt_text():
     assert prefix == PAPER_SUFFIX
     user_zh, prefix_zh = PromptBuilder("paper").build_text(make_item("zh"))
     assert user_zh.startswith("来自Japan的人会如何回答以下问题：\n\n您对政治有多大兴趣？ \n以下是选项：\n(A)非常感兴趣, ")
-    assert prefix_zh == " 如果必须从选项中选择一个，我的答案是("
+    assert prefix_zh == " 如果必须从选项中选择一个，我的答案是 ("
 
 
 def test_prompt_names_the_prompt_group_not_the_group():
