@@ -10,8 +10,9 @@ YAML and JSON hold a list of questions, or a mapping with a `questions` list:
 
 CSV has one row per question with columns `id`, `text`, `ordinal` (optional) and either `options`
 (labels separated by "|") or `option_1`, `option_2`, ... (trailing empty cells ignored). `question` is
-accepted for `text`. `ordinal` defaults to false. Every error names the file, the row (1-based data row for
-CSV, 0-based list index for YAML/JSON) and the field.
+accepted for `text`. `ordinal` defaults to false; a CSV row may leave out trailing optional cells, but a row
+with more cells than the header (an unquoted comma) is an error. Every error names the file, the row (1-based
+data row for CSV, 0-based list index for YAML/JSON) and the field.
 """
 
 from __future__ import annotations
@@ -110,9 +111,18 @@ def _csv_records(path: Path) -> list[tuple[int, dict]]:
                                   field="options")
         out = []
         for n, raw in enumerate(reader, start=1):
-            row = {(k or "").strip(): v for k, v in raw.items()}
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            extra = raw.pop(None, [])
+            row = {k.strip(): v for k, v in raw.items()}
+            if not any((v or "").strip() for v in [*row.values(), *extra]):
                 continue  # blank line
+            if any(cell.strip() for cell in extra):
+                raise SurveyDataError(f"row has {len(extra)} more cell(s) than the header (an unquoted comma?); "
+                                      f"cells past the last column: {extra}", file=str(path), record=n,
+                                      field=header[-1])
+            missing = [h for h in ("id", "text", "question", "options") if h in header and row[h] is None]
+            if missing:
+                raise SurveyDataError(f"row has {sum(v is None for v in row.values())} fewer cell(s) than the "
+                                      f"header: no {missing[0]!r} cell", file=str(path), record=n, field=missing[0])
             record = {k: row[k] for k in ("id", "text", "question", "ordinal") if row.get(k) not in (None, "")}
             if "options" in header and (row.get("options") or "").strip():
                 record["options"] = row["options"].split("|")

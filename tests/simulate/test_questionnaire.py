@@ -93,3 +93,23 @@ def test_bad_files(tmp_path, name, text, words):
         read_questionnaire(tmp_path / name)
     with pytest.raises(SurveyDataError, match="not found"):
         read_questionnaire(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("text, words", [
+    ("id,text,options\nq1,How much?,Yes|No, maybe|Never\n",
+     r"record 1, field 'options': row has 1 more cell\(s\) than the header \(an unquoted comma\?\)"),
+    ("id,text,options\nq0,Fine?,a|b\nq1,How much?\n", r"record 2, field 'options': row has 1 fewer cell"),
+    ("id,text,ordinal,options\nq1,How much?,a|b\n", r"record 1, field 'options': row has 1 fewer cell"),
+])
+def test_csv_row_longer_or_shorter_than_the_header_is_an_error(tmp_path, text, words):
+    path = tmp_path / "q.csv"
+    path.write_text(text)
+    with pytest.raises(SurveyDataError, match=words) as err:
+        read_questionnaire(path)
+    assert str(path) in str(err.value)
+
+
+def test_csv_row_may_leave_out_trailing_optional_cells(tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("id,text,options,ordinal\nq1,How much?,a|b\nq2,Why?,c|d,,\n")
+    assert [q.options for q in read_questionnaire(path)] == [("a", "b"), ("c", "d")]
