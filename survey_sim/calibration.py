@@ -160,6 +160,8 @@ def read_calibration(run_dir: str | Path) -> dict | None:
         return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise SurveyDataError(f"not UTF-8 text ({err})", file=str(path)) from None
     except json.JSONDecodeError as err:
         raise SurveyDataError(f"not valid JSON: {err}", file=str(path)) from None
     t = record.get("temperature") if isinstance(record, dict) else None

@@ -18,6 +18,7 @@ data row for CSV, 0-based list index for YAML/JSON) and the field.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Mapping
@@ -96,8 +97,15 @@ def _question(record: Mapping, row: int | str, file: str) -> Question:
     return Question(qid, text.strip(), labels, _bool(record.get("ordinal", False), fail), row)
 
 
+def _text(path: Path, encoding: str = "utf-8") -> str:
+    try:
+        return path.read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise SurveyDataError(f"not UTF-8 text ({err}); save the file as UTF-8", file=str(path)) from None
+
+
 def _csv_records(path: Path) -> list[tuple[int, dict]]:
-    with open(path, newline="", encoding="utf-8-sig") as fh:
+    with io.StringIO(_text(path, "utf-8-sig"), newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         option_cols = sorted((int(m[1]), h) for h in header if (m := _OPTION_COLUMN.fullmatch(h)))
@@ -144,7 +152,7 @@ def read_questionnaire(path: str | Path) -> list[Question]:
     if suffix == ".csv":
         records = _csv_records(path)
     elif suffix in (".yaml", ".yml", ".json"):
-        text = path.read_text(encoding="utf-8")
+        text = _text(path)
         try:
             data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=yaml.BaseLoader)
         except (json.JSONDecodeError, yaml.YAMLError) as err:

@@ -71,6 +71,9 @@ def test_calibrate_record_and_file_roundtrip(tmp_path):
     (tmp_path / "calibration.json").write_text('{"temperature": -1}')
     with pytest.raises(SurveyDataError, match="field 'temperature'"):
         read_calibration(tmp_path)
+    (tmp_path / "calibration.json").write_bytes('{"note": "café", "temperature": 1.5}'.encode("latin-1"))
+    with pytest.raises(SurveyDataError, match="calibration.json: not UTF-8 text"):
+        read_calibration(tmp_path)
 
 
 def test_uninformative_predictions_hit_the_bound_and_say_so(caplog):

@@ -113,3 +113,15 @@ def test_csv_row_may_leave_out_trailing_optional_cells(tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("id,text,options,ordinal\nq1,How much?,a|b\nq2,Why?,c|d,,\n")
     assert [q.options for q in read_questionnaire(path)] == [("a", "b"), ("c", "d")]
+
+
+@pytest.mark.parametrize("name, text", [
+    ("q.csv", "id,text,options\nq1,Café question?,Oui|Non\n"),
+    ("q.yaml", "- id: q1\n  text: Café question?\n  options: [Oui, Non]\n"),
+])
+def test_non_utf8_file_is_an_error_naming_the_file(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(SurveyDataError, match="not UTF-8 text") as err:
+        read_questionnaire(path)
+    assert err.value.file == str(path)
