@@ -78,6 +78,7 @@ def emd_paper_code(p, q) -> float:
 
 def accuracy(p, q) -> float:
     """Majority-option accuracy; tied predicted top options (within 1e-12) share the credit."""
+    p, q = _pair(p, q)
     top = np.flatnonzero(q >= q.max() - 1e-12)
     return float(int(np.argmax(p)) in top) / len(top)
 

@@ -12,6 +12,7 @@ from scipy.stats import wasserstein_distance
 
 from survey_sim.metrics import (
     METRICS,
+    accuracy,
     aggregate,
     bootstrap_ci,
     diversity,
@@ -86,6 +87,15 @@ def test_accuracy_of_tied_predictions_is_shared():
     assert item_metrics([0.6, 0.3, 0.1], [1 / 3] * 3)["accuracy"] == pytest.approx(1 / 3)
     assert item_metrics([0.6, 0.3, 0.1], [0.4, 0.4, 0.2])["accuracy"] == pytest.approx(0.5)
     assert item_metrics([0.1, 0.3, 0.6], [0.4, 0.4, 0.2])["accuracy"] == 0.0
+
+
+def test_accuracy_takes_lists_and_validates_like_the_other_metrics():
+    assert accuracy([0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]) == 0.0
+    assert accuracy([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    with pytest.raises(ValueError, match="q \\(predicted\\) must be finite"):
+        accuracy([0.5, 0.5], [np.nan, 1.0])
+    with pytest.raises(ValueError, match="p has 2 options, q has 3"):
+        accuracy([0.5, 0.5], [0.2, 0.3, 0.5])
 
 
 def test_inputs_are_normalised_and_validated():
