@@ -1,4 +1,5 @@
-"""Multi-process runs: DDP over 2 CPU processes (gloo) through the real entry point, and the scale-out configs.
+"""Multi-process runs: DDP over 2 CPU processes (gloo) through the real entry point, the scale-out configs,
+and the simulator's FSDP hooks (torch FSDP in one CPU process: Lightning runs FSDP on GPUs only).
 
 DDP fine-tuning on 2 ranks sees different batches than one process (the global batch doubles), so the
 trained adapters differ by design. The check is therefore: the adapter that the DDP run saved (once, from
@@ -88,3 +89,70 @@ def test_fsdp_units_are_decoder_layers_and_trainable_leaves():
     assert len(layers) == 2
     assert units - layers and all(".lora_" in n for n in units - layers)
     assert all(isinstance(m, torch.nn.Linear) for n, m in model.named_modules() if n in units - layers)
+
+
+@pytest.fixture
+def fsdp_simulator(tmp_path):
+    """A SurveySimulator (tiny Llama + LoRA) inside a root FSDP module wrapped by the project's FSDP policy,
+    as Lightning's FSDPStrategy builds it on GPUs; one process, gloo, on the CPU."""
+    import torch
+    import torch.distributed as dist
+    from hydra import compose, initialize_config_dir
+    from torch.distributed.fsdp import FullyShardedDataParallel
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from survey_sim.model.simulator import SurveySimulator, add_lora
+    from survey_sim.training import build_strategy
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        strategy = build_strategy(compose("config", overrides=["trainer=fsdp"]).trainer)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        backbone = add_lora(LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                                         num_hidden_layers=2, num_attention_heads=4,
+                                                         num_key_value_heads=2)),
+                            {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]})
+        module = SurveySimulator(backbone)
+        root = FullyShardedDataParallel(module, auto_wrap_policy=strategy.kwargs["auto_wrap_policy"],
+                                        use_orig_params=True, device_id=torch.device("cpu"))
+        yield module, root
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fsdp_checkpoints_keep_the_adapter(fsdp_simulator):
+    """Under FSDP the trainable parameters' names carry wrapper prefixes that the gathered state dict lacks:
+    the checkpoint must still hold exactly the adapter weights."""
+    from torch.distributed.fsdp import FullStateDictConfig, FullyShardedDataParallel, StateDictType
+
+    module, root = fsdp_simulator
+    assert any("_fsdp_wrapped_module" in n for n, _ in module.named_parameters())
+    with FullyShardedDataParallel.state_dict_type(root, StateDictType.FULL_STATE_DICT, FullStateDictConfig()):
+        state = root.state_dict()
+    checkpoint = {"state_dict": state}
+    module.on_save_checkpoint(checkpoint)
+    kept = set(checkpoint["state_dict"])
+    assert len(kept) == 2 * 2 * 2  # 2 layers x q/v x lora_A/lora_B
+    assert kept == {k for k in state if ".lora_" in k}
+
+
+def test_fsdp_clips_gradients_by_norm(fsdp_simulator):
+    """Lightning's FSDP precision plugin refuses norm clipping; the simulator clips through the root FSDP
+    module instead (trainer.gradient_clip_val applies to trainer=fsdp as to the other strategies)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    module, root = fsdp_simulator
+    ids = torch.randint(0, 64, (3, 7))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "position_ids": torch.arange(7).expand(3, 7),
+             "option_ids": torch.tensor([[5, 6], [7, 8], [9, 10]]), "option_mask": torch.ones(3, 2, dtype=torch.bool),
+             "target": torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]), "index": torch.arange(3)}
+    (root(batch).exp()[:, 0] * 1e3).sum().backward()
+    params = [p for p in module.parameters() if p.requires_grad]
+    assert float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))) > 1e-2
+    module._trainer = SimpleNamespace(strategy=SimpleNamespace(model=root))
+    module.configure_gradient_clipping(torch.optim.SGD(params, lr=0.1), gradient_clip_val=1e-2,
+                                       gradient_clip_algorithm="norm")
+    assert float(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in params]))) == pytest.approx(1e-2, rel=1e-4)

@@ -63,6 +63,16 @@ def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float
     return {f"{prefix}/{k}": float(v) for k, v in summary.items() if k != "n_items"}
 
 
+WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+
+
+def unwrapped_name(name: str) -> str:
+    """A parameter name without the prefixes that FSDP and activation-checkpointing wrappers insert."""
+    for prefix in WRAPPER_PREFIXES:
+        name = name.replace(prefix, "")
+    return name
+
+
 def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(base, base.base_model_prefix, None)
@@ -252,9 +262,30 @@ class SurveySimulator(L.LightningModule):
 
     # ---- checkpoints hold the adapter only ----------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        trainable = {n for n, p in self.named_parameters() if p.requires_grad}
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+        """Keep the trainable (adapter) weights of the state dict only. Under FSDP the parameter names carry
+        the wrappers' prefixes and the state dict's do not; ranks other than 0 get an empty state dict."""
+        trainable = {unwrapped_name(n) for n, p in self.named_parameters() if p.requires_grad}
+        state = checkpoint["state_dict"]
+        kept = {k: v for k, v in state.items() if unwrapped_name(k) in trainable}
+        if state and trainable and not kept:
+            raise SurveySimError(f"the checkpoint's state dict holds none of the {len(trainable)} trainable "
+                                 f"parameters (e.g. {min(trainable)!r}; its keys e.g. {next(iter(state))!r})")
+        checkpoint["state_dict"] = kept
         checkpoint["survey_sim_history"] = list(self.history)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("survey_sim_history", []))
+
+    # ---- gradient clipping -----------------------------------------------------------------------------
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:
+        """Lightning's clipping, except by norm under FSDP, which Lightning's FSDP precision plugin refuses:
+        the root FSDP module clips by the norm over all shards."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        root = self.trainer.strategy.model
+        if (isinstance(root, FullyShardedDataParallel) and gradient_clip_val
+                and (gradient_clip_algorithm or "norm") == "norm"):
+            root.clip_grad_norm_(float(gradient_clip_val))
+            return
+        self.clip_gradients(optimizer, gradient_clip_val=gradient_clip_val,
+                            gradient_clip_algorithm=gradient_clip_algorithm)
