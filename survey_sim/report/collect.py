@@ -60,15 +60,21 @@ class SkippedRun:
 
 
 def find_run_dirs(paths: list[str | os.PathLike]) -> list[Path]:
-    """Every folder holding a config.yaml, below or at `paths` (hidden folders such as .hydra are ignored)."""
+    """Every folder holding a config.yaml, below or at `paths`.
+
+    Hidden folders such as .hydra are ignored, and so is everything inside a run folder (e.g. the
+    `wandb/run-*/files/config.yaml` of a W&B run): runs of a sweep are subfolders of the sweep folder,
+    which holds multirun.yaml, not config.yaml.
+    """
     found: set[Path] = set()
     for p in map(Path, paths):
         if not p.is_dir():
             raise ConfigError(f"results folder {p} does not exist or is not a folder")
         for root, dirs, files in os.walk(p):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             if "config.yaml" in files:
                 found.add(Path(root).resolve())
+                dirs.clear()
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
     return sorted(found)
 
 

@@ -44,6 +44,26 @@ def test_load_run_rejects_bad_metrics_and_count_mismatch(tmp_path, results):
         collect_runs([tmp_path / "nowhere"])
 
 
+def test_folders_inside_a_run_are_not_runs(tmp_path, results):
+    """A W&B run's wandb/run-*/files/config.yaml is not a run; runs of a Hydra sweep folder still are."""
+    _, paths = results
+    sweep = tmp_path / "multirun" / "12-00-00"
+    (sweep / ".hydra").mkdir(parents=True)
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")
+    for name in ("0-prior", "1-uniform"):
+        src = paths[name.split("-")[1]]
+        for f in ("config.yaml", "metrics.json", "predictions.jsonl"):
+            (sweep / name).mkdir(exist_ok=True)
+            (sweep / name / f).write_bytes((src / f).read_bytes())
+        files = sweep / name / "wandb" / "run-20250101_120000-x" / "files"
+        files.mkdir(parents=True)
+        (files / "config.yaml").write_text("_wandb: {}\n")
+    runs, skipped = collect_runs([tmp_path / "multirun"])
+    assert sorted(r.path.name for r in runs) == ["0-prior", "1-uniform"] and skipped == []
+    runs, skipped = collect_runs([sweep / "0-prior"])
+    assert [r.path.name for r in runs] == ["0-prior"] and skipped == []
+
+
 def test_group_runs_pools_seeds_and_averages_items(results):
     root, _ = results
     runs, _ = collect_runs([root])
