@@ -46,7 +46,7 @@ QUANTIZATIONS = (None, "8bit", "4bit")
 MODEL_KEYS = frozenset({
     "name", "source", "hf_id", "package", "pip_spec", "gguf_file", "local_path", "revision", "cache_dir",
     "tokenizer_path", "seed", "chat_template", "trust_remote_code", "dtype", "quantization", "device_map",
-    "attn_implementation", "max_length", "batch_size", "eval_batch_size", "lora", "arch",
+    "attn_implementation", "max_length", "batch_size", "eval_batch_size", "lora", "arch", "requires",
 })
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
 
@@ -128,6 +128,7 @@ def load_tokenizer(model_cfg):
     from transformers import AutoTokenizer
 
     validate_model_config(model_cfg)
+    check_requirements(model_cfg)
     source = model_cfg.get("source")
     if source == "tiny_random":
         folder = model_cfg.get("tokenizer_path") or smollm2_folder(model_cfg.get("cache_dir"))
@@ -149,6 +150,7 @@ def load_model(model_cfg):
     from transformers import AutoModelForCausalLM
 
     validate_model_config(model_cfg)
+    check_requirements(model_cfg)
     source = model_cfg.get("source")
     if source == "tiny_random":
         return _tiny_random_model(model_cfg)
@@ -397,6 +399,17 @@ def _bitsandbytes_config(model_cfg):
         return BitsAndBytesConfig(load_in_8bit=True)
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                               bnb_4bit_compute_dtype=DTYPES[model_cfg.get("dtype")])
+
+
+def check_requirements(model_cfg) -> None:
+    """The Python modules that `requires` lists (module name -> pip requirement; e.g. what a model's remote
+    code imports) must be installed: else ModelUnavailableError with the pip command, before any download."""
+    requires = _plain(model_cfg.get("requires") or {})
+    missing = {module: spec for module, spec in requires.items() if importlib.util.find_spec(module) is None}
+    if missing:
+        raise ModelUnavailableError(
+            f"model {model_cfg.get('name')!r} needs the Python module(s) {sorted(missing)}, not installed: "
+            f"pip install {' '.join(repr(spec) for spec in missing.values())}")
 
 
 def _remote_code_kwargs(model_cfg) -> dict:

@@ -71,13 +71,18 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
     if train:
         data["train"] = splits["train"]
     builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    share_prefix = bool(cfg.trainer.get("share_prefix", False))
+    if share_prefix and cfg.model.get("trust_remote_code"):
+        log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "
+                 "key/value cache object", cfg.model.name)
+        share_prefix = False
     dm = SurveyDataModule(
         data, tokenizer, builder, batch_size=int(cfg.model.batch_size),
         eval_batch_size=int(cfg.model.eval_batch_size), seed=int(cfg.seed),
         max_length=context_length(cfg.model, tokenizer), train_split="train" if train else None,
         val_split="val" if "val" in eval_names else None, eval_splits=eval_names,
         bucket_multiple=int(cfg.trainer.get("bucket_multiple") or 1),
-        share_prefix=bool(cfg.trainer.get("share_prefix", False)),
+        share_prefix=share_prefix,
         train_epoch_items=reshuffled_epochs(cfg, splits["train"]) if train else ())
     dm.encode()
     return dm, expanded, bases

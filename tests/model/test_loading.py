@@ -181,3 +181,16 @@ def test_validate_hub_config_needs_an_id(model_config):
     cfg.hf_id = "lmsys/vicuna-7b-v1.5"
     with pytest.raises(ConfigError, match="needs a device_map"):
         validate_model_config(cfg)
+
+
+def test_missing_required_module_names_the_pip_command(model_config, monkeypatch):
+    """A model whose own code imports modules the project does not install fails before any download."""
+    cfg = model_config("qwen_7b")
+    assert dict(cfg.requires) == {"tiktoken": "tiktoken>=0.5", "einops": "einops>=0.7"}
+    cfg.requires = {"no_such_module_xyz": "no-such-module-xyz>=1", "json": "json"}
+    monkeypatch.setattr("survey_sim.model.loading._hub_folder", lambda *a, **k: pytest.fail("tried the hub"))
+    for load in (load_tokenizer, load_model):
+        with pytest.raises(ModelUnavailableError, match=r"model 'qwen_7b' needs the Python module\(s\) "
+                                                        r"\['no_such_module_xyz'\], not installed: "
+                                                        r"pip install 'no-such-module-xyz>=1'$"):
+            load(cfg)

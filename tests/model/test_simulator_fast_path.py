@@ -138,3 +138,25 @@ def test_option_logits_are_float32_under_bf16_autocast():
     _, batch = _batch()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         assert sim.option_logits(batch).dtype == torch.float32  # the [B, K] read-out is not done in bf16
+
+
+@pytest.mark.parametrize("remote_code", [False, True])
+def test_prefix_sharing_is_off_for_models_running_their_own_code(remote_code):
+    """A model with trust_remote_code runs modelling code that may not take a key/value cache object:
+    its batches carry no shared prefix even with trainer.share_prefix=true."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.model.loading import load_tokenizer
+    from survey_sim.model.runner import build_datamodule
+    from survey_sim.pipeline import prepare_splits
+    from survey_sim.run import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            "data=demo", "model=tiny_random", "method=zs", "model.chat_template=true", "trainer.share_prefix=true",
+            f"model.trust_remote_code={str(remote_code).lower()}", "data.demo.n_countries=4",
+            "data.demo.n_questions=6"])
+    splits, names = prepare_splits(cfg)
+    dm, _, _ = build_datamodule(cfg, splits, names, load_tokenizer(cfg.model), train=False)
+    batch = next(iter(dm.test_dataloader()[0]))
+    assert ("prefix_ids" in batch) == (not remote_code)
