@@ -111,6 +111,7 @@ def _cost_matrix(cost, n: int, valid: torch.Tensor, row: int, dtype) -> torch.Te
     k = int(valid.max()) + 1
     if full.dim() != 2 or full.shape[0] != full.shape[1] or full.shape[0] < k:
         raise ValueError(f"cost matrix of shape {tuple(full.shape)} does not cover {k} options")
+    valid = valid.cpu()  # the matrix is built on the CPU; the caller moves the result to the batch's device
     return full[valid][:, valid]
 
 
