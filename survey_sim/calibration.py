@@ -134,8 +134,9 @@ def calibrate(items: Sequence[SurveyItem], probs, base: Sequence[int] | None = N
 
 def calibrate_module(trainer, module, datamodule, items: Sequence[SurveyItem], base: Sequence[int],
                      out_dir: Path) -> dict:
-    """Validate at T = 1 (unless the module's validation predictions are current at T = 1), fit T on the validation predictions, set `module.temperature` and write
-    calibration.json (rank 0). Later test passes of `module` use the fitted temperature."""
+    """Validate at T = 1 (unless the module's validation predictions are current at T = 1), fit T on the
+    validation predictions, set `module.temperature` and write calibration.json (rank 0). Later test passes
+    of `module` use the fitted temperature."""
     split = datamodule.val_split
     if split is None:
         raise ConfigError("calibrate=true needs a validation split (data.val_split)")

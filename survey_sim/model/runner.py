@@ -128,13 +128,13 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         from survey_sim.calibration import calibrate_module
         extra["calibration"] = calibrate_module(trainer, module, dm, expanded.get("val", []), bases.get("val", []),
                                                  out_dir)
-    test_remaining(trainer, module, dm, eval_names, rows)
+    final_evaluation(trainer, module, dm, eval_names, rows)
     log_to_wandb(logger, rows)
     return rows, module.history, extra
 
 
-def test_remaining(trainer, module: SurveySimulator, dm: SurveyDataModule, eval_names: list[str],
-                   rows: dict[str, list[dict]]) -> None:
+def final_evaluation(trainer, module: SurveySimulator, dm: SurveyDataModule, eval_names: list[str],
+                     rows: dict[str, list[dict]]) -> None:
     """The final test pass over the evaluation splits, except those the module has predicted with its
     current weights and temperature already (the validation split, validated at the end of training): their
     predictions are kept, and their metrics logged under test/<split>/ as a test pass would."""
