@@ -129,6 +129,9 @@ def test_experiment_configs_keep_the_papers_models_and_smoke_replaces_them():
             cfg = compose("config", [f"experiment={name}", "smoke=on"], return_hydra_config=True)
             assert cfg.hydra.sweeper.params.model == TINY and cfg.model.name == TINY
             assert cfg.max_items == 4 and cfg.trainer.max_steps == 2 and cfg.logger.name == "csv"
+            # two experiments' sweeps started in the same second do not share a folder
+            assert re.fullmatch(rf"multirun/\d{{4}}-\d\d-\d\d/\d\d-\d\d-\d\d-{name}",
+                                cfg.hydra.sweep.dir)
         cfg = compose("config", ["experiment=paper_table4", "smoke=on", "model=smollm2_135m"])
         assert cfg.model.name == "smollm2_135m"
         full = compose("config", ["experiment=paper_table4"])
