@@ -61,7 +61,7 @@ class SentenceEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:
         """[len(texts), dim] float32 unit vectors, in the order of `texts`."""
         texts = list(texts)
-        missing = sorted({t for t in texts if t not in self._cache}, key=len)
+        missing = sorted({t for t in texts if t not in self._cache}, key=lambda t: (len(t), t))  # not hash order
         if missing:
             import torch
 
