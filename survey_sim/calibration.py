@@ -22,7 +22,7 @@ from scipy.optimize import minimize_scalar
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.evaluation import prediction_rows, split_metrics
-from survey_sim.io import atomic_write_json
+from survey_sim.io import atomic_write_json, read_text
 
 log = logging.getLogger(__name__)
 
@@ -160,9 +160,7 @@ def read_calibration(run_dir: str | Path) -> dict | None:
     if not path.exists():
         return None
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as err:
-        raise SurveyDataError(f"not UTF-8 text ({err})", file=str(path)) from None
+        record = json.loads(read_text(path))
     except json.JSONDecodeError as err:
         raise SurveyDataError(f"not valid JSON: {err}", file=str(path)) from None
     t = record.get("temperature") if isinstance(record, dict) else None

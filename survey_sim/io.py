@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader never sees a half-written output file."""
+"""File I/O: atomic writes (a reader never sees a half-written output file), and text reads whose
+encoding errors name the file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from survey_sim.errors import SurveyDataError
 
 
 def _umask() -> int:
@@ -60,3 +63,11 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, **kwargs) -> Path:
 def atomic_write_jsonl(path: str | os.PathLike, rows: Iterable[Any]) -> Path:
     text = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in rows)
     return atomic_write_text(path, text)
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
+    """The file's text; SurveyDataError naming the file if it is not valid `encoding` (UTF-8)."""
+    try:
+        return Path(path).read_text(encoding=encoding)
+    except UnicodeDecodeError as err:
+        raise SurveyDataError(f"not UTF-8 text ({err}); save the file as UTF-8", file=str(path)) from None

@@ -29,6 +29,7 @@ import yaml
 
 from survey_sim.data.item import LETTERS, SurveyItem
 from survey_sim.errors import SurveyDataError
+from survey_sim.io import read_text
 
 FIELDS = ("id", "text", "question", "options", "ordinal")
 _OPTION_COLUMN = re.compile(r"option_?(\d+)$", re.IGNORECASE)
@@ -97,15 +98,8 @@ def _question(record: Mapping, row: int | str, file: str) -> Question:
     return Question(qid, text.strip(), labels, _bool(record.get("ordinal", False), fail), row)
 
 
-def _text(path: Path, encoding: str = "utf-8") -> str:
-    try:
-        return path.read_text(encoding=encoding)
-    except UnicodeDecodeError as err:
-        raise SurveyDataError(f"not UTF-8 text ({err}); save the file as UTF-8", file=str(path)) from None
-
-
 def _csv_records(path: Path) -> list[tuple[int, dict]]:
-    with io.StringIO(_text(path, "utf-8-sig"), newline="") as fh:
+    with io.StringIO(read_text(path, "utf-8-sig"), newline="") as fh:
         reader = csv.DictReader(fh)
         header = [h.strip() for h in reader.fieldnames or []]
         option_cols = sorted((int(m[1]), h) for h in header if (m := _OPTION_COLUMN.fullmatch(h)))
@@ -152,7 +146,7 @@ def read_questionnaire(path: str | Path) -> list[Question]:
     if suffix == ".csv":
         records = _csv_records(path)
     elif suffix in (".yaml", ".yml", ".json"):
-        text = _text(path)
+        text = read_text(path)
         try:
             data = json.loads(text) if suffix == ".json" else yaml.load(text, Loader=yaml.BaseLoader)
         except (json.JSONDecodeError, yaml.YAMLError) as err:
