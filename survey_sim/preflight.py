@@ -46,12 +46,23 @@ def _bool(value, key: str) -> None:
         raise ConfigError(f"{key} must be true or false, got {value!r}")
 
 
+def _cuda_accelerator(accelerator) -> bool:
+    """Whether Lightning's `accelerator` setting picks CUDA GPUs here."""
+    import torch
+
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def check_trainer(t: Mapping) -> None:
     """Numbers and switches of the `trainer` group that Lightning would only reject after the model is loaded
     (or that Python would read as true: the string 'no')."""
     for key in ("share_prefix", "gradient_checkpointing", "cudnn_attention"):
         if t.get(key) is not None:
             _bool(t.get(key), f"trainer.{key}")
+    if t.get("strategy") == "fsdp" and not _cuda_accelerator(t.get("accelerator")):
+        raise ConfigError(f"trainer=fsdp needs CUDA GPUs (Lightning runs FSDP on GPUs only), but "
+                          f"trainer.accelerator={t.get('accelerator')!r} on this machine is not a GPU; use "
+                          "trainer=ddp for several CPU processes")
     _int(t.get("checkpoint_every_n_steps"), "trainer.checkpoint_every_n_steps", minimum=1)
     _int(t.get("max_steps"), "trainer.max_steps", minimum=-1)
     if t.get("max_epochs") is not None:

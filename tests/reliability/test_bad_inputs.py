@@ -80,6 +80,7 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("trainer.optim.weight_decay=-0.1", r"trainer.optim.weight_decay must be a finite number >= 0"),
     ("trainer.precision=fp8", r"trainer.precision='fp8' is not one of null \(automatic\), 32-true, bf16-mixed"),
     ("trainer.share_prefix=no", r"trainer.share_prefix must be true or false, got 'no'"),
+    ("trainer=fsdp", r"trainer=fsdp needs CUDA GPUs .* trainer.accelerator='cpu' on this machine is not a GPU"),
     ("data.train_split=null", r"method 'ft' trains, but data config 'demo' has no train_split"),
     ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
     ("+loss.temperature=2", r"loss 'kl' has no option\(s\) \['temperature'\]; its options: \['label_smoothing'"),
