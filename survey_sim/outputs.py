@@ -95,3 +95,20 @@ def format_comparison(before: Mapping[str, Mapping[str, float]], after: Mapping[
             b, a = before[split][metric], m[metric]
             lines.append(f"{split:<22}{b:>10.4f}{a:>10.4f}{a - b:>+10.4f}")
     return "\n".join(lines)
+
+
+def format_baselines(model: Mapping[str, Mapping[str, float]], baselines: Mapping[str, Mapping[str, Mapping]],
+                     metric: str = "jsd") -> str:
+    """Per split: the run's metric beside each baseline's, the best trivial baseline (uniform or prior) and
+    the run minus it."""
+    names = [b for b in baselines if b != "best_trivial"]
+    head = f"{'split':<22}{'model':>10}" + "".join(f"{b:>13}" for b in names) + f"{'best trivial':>20}{'model - best':>14}"
+    lines = [head, "-" * len(head)]
+    for split, m in model.items():
+        best = baselines["best_trivial"].get(split)
+        if best is None:
+            continue
+        cells = "".join(f"{baselines[b][split][metric]:>13.4f}" for b in names)
+        lines.append(f"{split:<22}{m[metric]:>10.4f}{cells}{best['baseline']:>11} {best[metric]:>8.4f}"
+                     f"{m[metric] - best[metric]:>+14.4f}")
+    return "\n".join(lines)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.baselines import BASELINES
 from survey_sim.data.item import SurveyItem
@@ -25,7 +25,8 @@ from survey_sim.evaluation import split_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
-from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
+from survey_sim.outputs import (format_baselines, format_comparison, format_table, run_info, write_config,
+                                write_results)
 from survey_sim.preflight import check_run
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def run(cfg: DictConfig) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     splits, names = prepare_splits(cfg)
-    eval_names = list(dict.fromkeys((["val"] if splits.get("val") else []) + names))
+    eval_names = list(dict.fromkeys([s for s in ("val", "dev") if splits.get(s)] + names))
     if is_main_process():
         write_config(out_dir, cfg)
 
@@ -107,6 +108,10 @@ def run(cfg: DictConfig) -> dict:
         rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
 
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    if cfg.get("compare_with"):
+        from survey_sim.baselines.runner import compare_with_baselines
+        extra["baselines"] = compare_with_baselines(OmegaConf.to_container(cfg.compare_with, resolve=True),
+                                                    splits, eval_names, int(cfg.permutations))
     metrics = {
         "run": {"model": cfg.model.name if uses_model(cfg) else None,
                 "method": cfg.method.name, "control": bool(cfg.control),
@@ -114,6 +119,8 @@ def run(cfg: DictConfig) -> dict:
                 "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
                 "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
                 "seed": int(cfg.seed), "name": str(cfg.run_name),
+                "anchor": (f"{cfg.anchor.base}/{cfg.anchor.rule}" if cfg.get("anchor") and cfg.anchor.get("base")
+                           else None),
                 **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})},
         "splits": by_split, "history": history, **extra,
     }
@@ -127,6 +134,9 @@ def run(cfg: DictConfig) -> dict:
     if "before_training" in metrics:
         print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
         print(format_comparison(metrics["before_training"], by_split))
+    if "baselines" in metrics:
+        print("\nthe run beside the baselines (fitted on the same training split), 1-JSD")
+        print(format_baselines(by_split, metrics["baselines"]))
     print(f"outputs: {out_dir}")
     return metrics
 

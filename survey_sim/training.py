@@ -8,7 +8,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
@@ -97,19 +97,43 @@ def configure_cuda_kernels(t: DictConfig) -> None:
         torch.backends.cuda.enable_cudnn_sdp(bool(t.get("cudnn_attention", False)))
 
 
-def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Trainer:
+BEST_CHECKPOINT = "best"
+
+
+def selection_callbacks(t: DictConfig, out_dir: Path, *, validates: bool) -> list:
+    """Keeping the best adapter by the monitored validation metric (checkpoints/best.ckpt), and early
+    stopping when configured; none without validation splits."""
+    sel = t.get("selection")
+    if not validates or sel is None:
+        return []
+    callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename=BEST_CHECKPOINT,
+                                 auto_insert_metric_name=False, monitor=str(sel.monitor), mode=str(sel.mode),
+                                 save_top_k=1, save_last=False, enable_version_counter=False)]
+    patience = sel.get("early_stopping_patience")
+    if patience is not None:
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise ConfigError(f"trainer.selection.early_stopping_patience must be a positive integer or null, "
+                              f"got {patience!r}")
+        callbacks.append(EarlyStopping(monitor=str(sel.monitor), mode=str(sel.mode), patience=patience))
+    return callbacks
+
+
+def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, validates: bool = False) -> L.Trainer:
     """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints,
-    atomically, with the random state (see survey_sim.checkpointing)."""
+    atomically, with the random state (see survey_sim.checkpointing); with validation splits (`validates`)
+    also the best one by the selection monitor (`selection_callbacks`)."""
     t = cfg.trainer
     configure_cuda_kernels(t)
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
                                  auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
-                                 save_top_k=1, monitor=None), RandomState()]
+                                 save_top_k=1, monitor=None), RandomState(),
+                 *selection_callbacks(t, out_dir, validates=validates)]
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
         accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
-        val_check_interval=t.val_check_interval, log_every_n_steps=t.log_every_n_steps,
+        val_check_interval=t.val_check_interval, check_val_every_n_epoch=t.get("check_val_every_n_epoch", 1),
+        log_every_n_steps=t.log_every_n_steps,
         limit_train_batches=t.limit_train_batches, enable_progress_bar=t.enable_progress_bar,
         deterministic=t.deterministic, logger=logger if logger is not None else False, callbacks=callbacks,
         default_root_dir=str(out_dir), use_distributed_sampler=False, enable_model_summary=False,

@@ -59,7 +59,10 @@ class Baseline:
                       "fallback_reasons": {}}
         return self
 
-    def predict(self, items: list[SurveyItem]) -> list[np.ndarray]:
+    def predict(self, items: list[SurveyItem], *, warn: bool = True) -> list[np.ndarray]:
+        """Distributions in each item's current option order; fallbacks are counted, and logged as a warning
+        unless `warn` is false (a caller for which uniform is the intended answer, e.g. an anchor's base on
+        new questions, logs them itself)."""
         if not self._fitted:
             raise SurveySimError(f"baseline {self.name!r}: call fit(train_items) before predict()")
         self.fallbacks = []
@@ -72,8 +75,8 @@ class Baseline:
             for _, why in self.fallbacks:
                 reasons[why] = reasons.get(why, 0) + 1
             detail = "; ".join(f"{n} {why}" for why, n in sorted(reasons.items()))
-            log.warning("%s: %d of %d items fell back to the uniform distribution (%s)",
-                        self.name, len(self.fallbacks), len(items), detail)
+            log.log(logging.WARNING if warn else logging.INFO, "%s: %d of %d items fell back to the uniform "
+                    "distribution (%s)", self.name, len(self.fallbacks), len(items), detail)
         return preds
 
     def _fallback(self, item: SurveyItem, reason: str) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,9 @@ class SurveyDataModule(L.LightningDataModule):
     versions of the training split (same items, e.g. options shuffled anew); epoch e trains on version
     e mod (1 + len(train_epoch_items)), version 0 being `splits[train_split]`. Batches carry
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
-    [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
+    [B, K] and the item index within its split; with `base_fn` (items -> their base distributions, for
+    anchored simulators) also base [B, K]. `val_split` may name several splits (val and dev), each its own
+    validation dataloader. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
     tokens common to a batch's prompts into `prefix_ids`, computed once per batch (see `collate`).
 
@@ -41,11 +43,13 @@ class SurveyDataModule(L.LightningDataModule):
 
     def __init__(self, splits: Mapping[str, Sequence[SurveyItem]], tokenizer, prompt_builder: PromptBuilder, *,
                  batch_size: int = 8, eval_batch_size: int = 32, seed: int = 0, max_length: int | None = None,
-                 train_split: str | None = "train", val_split: str | None = "val",
+                 train_split: str | None = "train", val_split: str | Sequence[str] | None = "val",
                  eval_splits: Sequence[str] = (), num_workers: int = 0, bucket_multiple: int = 1,
-                 share_prefix: bool = False, train_epoch_items: Sequence[Sequence[SurveyItem]] = ()):
+                 share_prefix: bool = False, train_epoch_items: Sequence[Sequence[SurveyItem]] = (),
+                 base_fn: Callable[[Sequence[SurveyItem]], Sequence[Sequence[float]]] | None = None):
         super().__init__()
-        missing = [s for s in [train_split, val_split, *eval_splits] if s is not None and s not in splits]
+        val_splits = [val_split] if isinstance(val_split, str) else list(val_split or [])
+        missing = [s for s in [train_split, *val_splits, *eval_splits] if s is not None and s not in splits]
         if missing:
             raise ConfigError(f"split(s) {missing} not available; available splits: {sorted(splits)}")
         self.items = {name: list(items) for name, items in splits.items()}
@@ -56,8 +60,10 @@ class SurveyDataModule(L.LightningDataModule):
         self.tokenizer, self.prompt_builder = tokenizer, prompt_builder
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.max_length, self.num_workers = max_length, num_workers
-        self.train_split, self.val_split = train_split, val_split
+        self.train_split, self.val_splits = train_split, val_splits
+        self.val_split = val_splits[0] if val_splits else None  # the new-question validation split
         self.eval_split_names = list(eval_splits)
+        self.base_fn = base_fn
         self.encoded: dict[str, list[EncodedItem]] = {}
         self.encoded_train_versions: list[list[EncodedItem]] = []
         pad = tokenizer.pad_token_id
@@ -72,22 +78,25 @@ class SurveyDataModule(L.LightningDataModule):
 
     @property
     def used_splits(self) -> list[str]:
-        names = [self.train_split, self.val_split, *self.eval_split_names]
+        names = [self.train_split, *self.val_splits, *self.eval_split_names]
         return list(dict.fromkeys(s for s in names if s is not None))
 
     def encode(self) -> None:
         """Tokenize every item of the used splits once (idempotent)."""
         for name in self.used_splits:
             if name not in self.encoded:
-                self.encoded[name] = [self._encode_item(name, i, item) for i, item in enumerate(self.items[name])]
+                self.encoded[name] = self._encode_items(name, self.items[name])
                 log.info("split %s: %d items encoded", name, len(self.encoded[name]))
         if len(self.encoded_train_versions) < len(self.train_versions):
-            self.encoded_train_versions = [[self._encode_item(self.train_split, i, item) for i, item in enumerate(v)]
-                                           for v in self.train_versions]
+            self.encoded_train_versions = [self._encode_items(self.train_split, v) for v in self.train_versions]
             log.info("split %s: %d more versions encoded (one per epoch)", self.train_split,
                      len(self.train_versions))
 
-    def _encode_item(self, split: str, index: int, item: SurveyItem) -> EncodedItem:
+    def _encode_items(self, split: str, items: Sequence[SurveyItem]) -> list[EncodedItem]:
+        bases = self.base_fn(items) if self.base_fn is not None else [None] * len(items)
+        return [self._encode_item(split, i, item, base) for i, (item, base) in enumerate(zip(items, bases))]
+
+    def _encode_item(self, split: str, index: int, item: SurveyItem, base=None) -> EncodedItem:
         ids = self.prompt_builder.encode(item)
         if self.max_length is not None and len(ids) > self.max_length:
             raise TokenizerError(
@@ -99,7 +108,8 @@ class SurveyDataModule(L.LightningDataModule):
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err
-        return EncodedItem(index, tuple(ids), tuple(options), item.distribution)
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution,
+                           None if base is None else tuple(float(b) for b in base))
 
     def setup(self, stage: str | None = None) -> None:
         self.encode()
@@ -150,10 +160,9 @@ class SurveyDataModule(L.LightningDataModule):
             raise ConfigError("no training split configured")
         return self._loader(self.train_split, train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        if self.val_split is None:
-            return []
-        return self._loader(self.val_split, train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        loaders = [self._loader(s, train=False) for s in self.val_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self) -> list[DataLoader]:
         return [self._loader(s, train=False) for s in self.eval_split_names]

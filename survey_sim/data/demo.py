@@ -17,7 +17,7 @@ from survey_sim.errors import ConfigError
 
 SOURCE = "synthetic-demo"
 FLAG = "synthetic"
-SPLITS = ("train", "val", "test-unseen-country", "test-unseen-question", "test-unseen-both")
+SPLITS = ("train", "val", "dev", "test-unseen-country", "test-unseen-question", "test-unseen-both")
 
 # Invented country names (none is a real country).
 COUNTRIES = (
@@ -60,20 +60,24 @@ QUESTIONS = tuple((template.format(topic), scale) for template, scale, topics in
 
 def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30, *, n_dims: int = 3,
                      n_respondents: int = 1000, unseen_country_frac: float = 0.25,
-                     val_question_frac: float = 0.15, test_question_frac: float = 0.2
-                     ) -> dict[str, list[SurveyItem]]:
+                     val_question_frac: float = 0.15, test_question_frac: float = 0.2,
+                     n_dev_countries: int = 2) -> dict[str, list[SurveyItem]]:
     """A deterministic synthetic survey split into train, val and three unseen test splits.
 
     Countries are split into seen and unseen, questions into train, validation and test questions:
     train = seen countries x train questions; val = seen countries x validation questions (new questions
     about known countries, like the paper's C1 x Q2); test-unseen-country = unseen countries x train
     questions; test-unseen-question = seen countries x test questions; test-unseen-both = unseen countries
-    x test questions.
+    x test questions. dev = the training items of `n_dev_countries` seen countries (they stay in train too;
+    `data.dev_split=dev` takes them out of it, see `survey_sim.data.splits.hold_out_dev`).
     """
     if not 4 <= n_countries <= len(COUNTRIES):
         raise ConfigError(f"demo survey: n_countries must be in 4..{len(COUNTRIES)}, got {n_countries}")
     if not 6 <= n_questions <= len(QUESTIONS):
         raise ConfigError(f"demo survey: n_questions must be in 6..{len(QUESTIONS)}, got {n_questions}")
+    if not 0 <= n_dev_countries <= n_countries - max(1, round(n_countries * unseen_country_frac)) - 1:
+        raise ConfigError(f"demo survey: n_dev_countries must leave at least one training country, got "
+                          f"{n_dev_countries}")
     if n_dims < 1 or n_respondents < 1:
         raise ConfigError(f"demo survey: n_dims and n_respondents must be >= 1, got {n_dims}, {n_respondents}")
     rng = np.random.default_rng(seed)
@@ -98,6 +102,7 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
     n_test_q = max(1, round(n_questions * test_question_frac))
     c_order, q_order = rng.permutation(n_countries), rng.permutation(n_questions)
     unseen_c = set(c_order[:n_unseen_c].tolist())
+    dev_c = set(c_order[n_unseen_c:n_unseen_c + n_dev_countries].tolist())
     val_q = set(q_order[:n_val_q].tolist())
     test_q = set(q_order[n_val_q:n_val_q + n_test_q].tolist())
 
@@ -114,9 +119,12 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
                 split = "val" if q in val_q else ("test-unseen-question" if q in test_q else "train")
             if split is None:  # unseen countries x validation questions belong to no split
                 continue
-            splits[split].append(SurveyItem(
+            item = SurveyItem(
                 group=country, question_id=qid, question=text, options=options,
                 letters=tuple(LETTERS[:len(options)]), distribution=tuple(counts / n_respondents),
                 language="en", split=split, source=SOURCE, n_respondents=float(n_respondents),
-                ordinal=True, flags=(FLAG,)))
+                ordinal=True, flags=(FLAG,))
+            splits[split].append(item)
+            if split == "train" and c in dev_c:
+                splits["dev"].append(item.with_(split="dev"))
     return splits

@@ -132,16 +132,21 @@ def _files(value) -> list[str]:
     return [str(value)] if isinstance(value, (str, Path)) else [str(v) for v in value]
 
 
+#: Split roles a data config names with `<role>_split`; `dev` (held-out training countries on the training
+#: questions) is taken out of the training split (see `hold_out_dev`).
+ROLES = ("train", "val", "dev")
+
+
 def split_names(data_cfg) -> list[str]:
-    """The keys `load_splits` returns: "train" and "val" when configured, then the test split names."""
+    """The keys `load_splits` returns: "train", "val" and "dev" when configured, then the test split names."""
     cfg = _plain(data_cfg)
-    names = [key for key in ("train", "val") if cfg.get(f"{key}_split")]
+    names = [key for key in ROLES if cfg.get(f"{key}_split")]
     return names + [t for t in (cfg.get("test_splits") or []) if t not in names]
 
 
 def requested_splits(cfg: dict) -> dict[str, str]:
     """Returned split key -> registry (or demo) split name."""
-    out = {key: cfg[f"{key}_split"] for key in ("train", "val") if cfg.get(f"{key}_split")}
+    out = {key: cfg[f"{key}_split"] for key in ROLES if cfg.get(f"{key}_split")}
     out.update({t: t for t in (cfg.get("test_splits") or []) if t not in out})
     return out
 
@@ -326,8 +331,24 @@ def _translate(cfg: dict, splits: dict[str, list[SurveyItem]]) -> tuple[dict[str
     return out, reports
 
 
+def hold_out_dev(splits: dict[str, list[SurveyItem]]) -> None:
+    """Remove from the training split every item whose (country, question) the dev split holds, in place.
+
+    The dev split (e.g. six C1 countries on the Q1 questions) lies inside the training split's countries and
+    questions; held out, it measures generalisation to new countries without touching a test split.
+    """
+    if not splits.get("dev") or "train" not in splits:
+        return
+    held = {(country_key(it.group), it.question_id) for it in splits["dev"]}
+    before = len(splits["train"])
+    splits["train"] = [it for it in splits["train"] if (country_key(it.group), it.question_id) not in held]
+    log.info("dev split: %d items of %d countries held out of the training split (%d -> %d items)",
+             before - len(splits["train"]), len({k[0] for k in held}), before, len(splits["train"]))
+
+
 def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
-    """Items per split: {"train": [...], "val": [...], <test split>: [...]}, item.split set to the key.
+    """Items per split: {"train": [...], "val": [...], "dev": [...], <test split>: [...]}, item.split set to
+    the key; the dev split's items are taken out of the training split.
 
     Raises ConfigError for an unknown split name (listing the valid ones), a missing data folder or file,
     or a split that is empty after filtering (naming the split and its filters).
@@ -359,6 +380,7 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
             for key, rep in reports.items():
                 filters[key] += f", in {language} ({rep['skipped']} items without translation skipped)"
     seed = int(cfg.get("seed") or 0)
+    hold_out_dev(raw)
     out = {}
     for key, items in raw.items():
         if not items:

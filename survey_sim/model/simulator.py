@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 
 import lightning as L
 import torch
@@ -13,10 +15,15 @@ from transformers import DynamicCache
 
 from survey_sim.errors import SurveySimError
 from survey_sim.losses import get_loss, masked_log_softmax
+from survey_sim.model.anchoring import AnchorParams, combine
 
 log = logging.getLogger(__name__)
 
 MAX_OPTIONS = 26
+SCHEDULES = ("constant", "linear", "cosine")
+#: The mean 1-JSD over the validation splits (val: new questions, dev: new countries), logged after each
+#: validation; the default monitor for keeping the best adapter.
+SELECTION_METRIC = "selection/jsd"
 
 
 class NonFiniteLossError(SurveySimError, FloatingPointError):
@@ -58,6 +65,17 @@ class PrefixCache(DynamicCache):
                 torch.cat([values.expand(b, -1, -1, -1), value_states], dim=-2))
 
 
+def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
+    """The learning rate's multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then
+    constant, or decaying to 0 at step `total` linearly or along a half cosine."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
 def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:
     """A split's metric summary as logged: `<prefix>/<metric>` (val/..., test/<split>/...), item count left out."""
     return {f"{prefix}/{k}": float(v) for k, v in summary.items() if k != "n_items"}
@@ -89,6 +107,13 @@ class SurveySimulator(L.LightningModule):
     Only the last position's hidden state is computed into logits, and only against the K option rows of
     the output embedding, so no [batch, seq, vocab] tensor is ever built. Logits are divided by
     `temperature` (1 unless calibrated), then log-softmaxed over the item's valid options.
+    With `anchor_rule`, training goes *through* the anchor: the loss is taken on the model's distribution
+    combined with each item's base distribution (`batch["base"]`, see `survey_sim.model.anchoring`) with
+    the rule's default parameters, so the adapter learns the deviation from the base. Predictions are
+    always the model's own distribution; the runner combines them with the base for metrics.
+    Validation runs over `val_split` (one name or several, e.g. val and dev); after each validation the
+    mean 1-JSD over them is logged as `selection/jsd`, and the predictions of the best validation so far
+    are kept (`best_validation`) for the adapter restored from the best checkpoint.
     Evaluation batches are collected per split; `predictions[split]` holds [N, 26] probabilities in item
     index order after each validation/test epoch, gathered from all ranks without duplicates, and
     `predicted_with[split]` the optimizer step and temperature they were made with, so that a pass over
@@ -97,16 +122,21 @@ class SurveySimulator(L.LightningModule):
     """
 
     def __init__(self, backbone: nn.Module, *, loss: str = "kl", loss_kwargs: Mapping | None = None,
-                 lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
-                 eval_split_names: Sequence[str] = (), val_split: str | None = "val",
+                 lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0, schedule: str = "constant",
+                 eval_split_names: Sequence[str] = (), val_split: str | Sequence[str] | None = "val",
                  evaluate_fn: Callable[[str, torch.Tensor], dict] | None = None,
-                 gradient_checkpointing: bool = False):
+                 gradient_checkpointing: bool = False, anchor_rule: str | None = None):
         super().__init__()
+        if schedule not in SCHEDULES:
+            raise SurveySimError(f"unknown learning-rate schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
         self.backbone = backbone
         self.loss_name = loss
         self.loss_fn = get_loss(loss, **dict(loss_kwargs or {}))
-        self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
-        self.eval_split_names, self.val_split = list(eval_split_names), val_split
+        self.lr, self.weight_decay, self.warmup_steps, self.schedule = lr, weight_decay, warmup_steps, schedule
+        self.eval_split_names = list(eval_split_names)
+        self.val_splits = [val_split] if isinstance(val_split, str) else list(val_split or [])
+        self.anchor_rule = anchor_rule
+        self.best_validation: dict | None = None  # {"score", "step", "predictions": {split: [N, 26]}}
         self.evaluate_fn = evaluate_fn
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.predictions: dict[str, torch.Tensor] = {}
@@ -163,6 +193,16 @@ class SurveySimulator(L.LightningModule):
         """Masked log-probabilities [B, K] over each item's options."""
         return masked_log_softmax(self.option_logits(batch) / self.temperature, batch["option_mask"])
 
+    def trained_log_probs(self, log_probs: torch.Tensor, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """What the loss sees: the model's log-probabilities, combined with the base when training through
+        the anchor."""
+        if self.anchor_rule is None:
+            return log_probs
+        if "base" not in batch:
+            raise SurveySimError("training through the anchor needs each batch's base distributions ('base')")
+        return combine(log_probs, batch["base"], batch["option_mask"], self.anchor_rule,
+                       AnchorParams.default(self.anchor_rule))
+
     # ---- training ------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         """Training mode for every module: Hugging Face loads models in eval mode and Lightning keeps
@@ -170,7 +210,7 @@ class SurveySimulator(L.LightningModule):
         self.train()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss_fn(self(batch), batch["target"], batch["option_mask"])
+        loss = self.loss_fn(self.trained_log_probs(self(batch), batch), batch["target"], batch["option_mask"])
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
@@ -185,9 +225,11 @@ class SurveySimulator(L.LightningModule):
         if not params:
             raise SurveySimError("nothing to train: the model has no trainable parameters (no LoRA adapter?)")
         opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.warmup_steps <= 0:
+        if self.warmup_steps <= 0 and self.schedule == "constant":
             return opt
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / self.warmup_steps))
+        total = max(1, int(self.trainer.estimated_stepping_batches)) if self.schedule != "constant" else 1
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, warmup=self.warmup_steps, total=total,
+                                                               schedule=self.schedule))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     # ---- evaluation ----------------------------------------------------------------------------------
@@ -206,10 +248,12 @@ class SurveySimulator(L.LightningModule):
         self._collected.setdefault(split, []).append((batch["index"], probs))
         return log_probs
 
-    def validation_step(self, batch, batch_idx: int) -> None:
-        log_probs = self._collect(self.val_split, batch)
-        loss = self.loss_fn(log_probs, batch["target"], batch["option_mask"])
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["index"]), sync_dist=True)
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        split = self.val_splits[dataloader_idx]
+        log_probs = self._collect(split, batch)
+        loss = self.loss_fn(self.trained_log_probs(log_probs, batch), batch["target"], batch["option_mask"])
+        self.log(f"{split}/loss", loss, prog_bar=True, batch_size=len(batch["index"]), sync_dist=True,
+                 add_dataloader_idx=False)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._collect(self.eval_split_names[dataloader_idx], batch)
@@ -218,6 +262,7 @@ class SurveySimulator(L.LightningModule):
         return self(batch).exp()
 
     def _finish(self, stage: str) -> None:
+        summaries = {}
         for split, parts in self._collected.items():
             index = torch.cat([i for i, _ in parts])
             probs = torch.cat([p for _, p in parts])
@@ -231,10 +276,23 @@ class SurveySimulator(L.LightningModule):
             self.predictions[split] = out.float().cpu()
             self.predicted_with[split] = self.weights_state()
             if self.evaluate_fn is not None:
-                summary = self.evaluate_fn(split, self.predictions[split])
-                self.log_dict(logged_metrics("val" if stage == "val" else f"test/{split}", summary),
+                summaries[split] = self.evaluate_fn(split, self.predictions[split])
+                self.log_dict(logged_metrics(split if stage == "val" else f"test/{split}", summaries[split]),
                               rank_zero_only=True)
         self._collected = {}
+        if stage == "val" and summaries and set(summaries) == set(self.val_splits):
+            self._select(summaries)
+
+    def _select(self, summaries: Mapping[str, Mapping[str, float]]) -> None:
+        """Log the selection metric, record it in the history, keep the predictions of the best validation."""
+        score = float(sum(s["jsd"] for s in summaries.values()) / len(summaries))
+        self.log(SELECTION_METRIC, score, rank_zero_only=True)
+        self.history.append({"step": int(self.global_step), "epoch": int(self.current_epoch),
+                             **{f"{split}/jsd": float(s["jsd"]) for split, s in summaries.items()},
+                             SELECTION_METRIC: score})
+        if self.best_validation is None or score > self.best_validation["score"]:
+            self.best_validation = {"score": score, "step": int(self.global_step),
+                                    "predictions": {split: self.predictions[split] for split in summaries}}
 
     def _gather_ranks(self, index: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every rank's rows; ranks may hold different numbers of rows (all_gather needs equal shapes, so

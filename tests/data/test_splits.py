@@ -78,7 +78,8 @@ def test_registry_sets_follow_the_paper():
     assert reg.splits["C3-Q3"].questions == frozenset(range(199, 260)) - {223}
     assert "Nigeria" in reg.splits["C2-Q1"].countries and "Nigeria" in reg.splits["C3-Q1"].countries
     assert "Czechia" in reg.splits["Pew-C3"].countries and reg.splits["Pew-C3"].questions is None
-    assert [s for s in reg.splits if reg.splits[s].paper_items is None] == ["C2-Q2", "C3-Q2", "Pew-C'1", "Pew-C3"]
+    assert [s for s in reg.splits if reg.splits[s].paper_items is None] == ["C2-Q2", "C3-Q2", "Pew-C'1", "Pew-C3",
+                                                                            "dev"]
 
 
 def test_assignment_by_countries_and_questions(tmp_path, caplog):
@@ -250,3 +251,27 @@ def test_per_split_item_cap_limits_only_the_named_split():
 def test_bad_item_caps_are_named(cap, message):
     with pytest.raises(ConfigError, match=message):
         load_splits(compose_data(["data=demo", f"data.max_items_per_split={cap}"]))
+
+
+def _disjoint_dev(splits) -> tuple[set, set]:
+    train = {(it.group, it.question_id) for it in splits["train"]}
+    dev = {(it.group, it.question_id) for it in splits["dev"]}
+    assert dev and not train & dev
+    assert not {g for g, _ in train} & {g for g, _ in dev}  # held-out countries, not only items
+    return train, dev
+
+
+def test_real_dev_split_is_held_out_of_training(data_root):
+    splits = load_splits(compose_data(["data=wvs_en", "data.dev_split=dev", "data.test_splits=[C2-Q1]"]))
+    train, dev = _disjoint_dev(splits)
+    assert len(train) + len(dev) == 6841  # the paper's training set, split in two
+    assert {g for g, _ in dev} == {"Ecuador", "Mongolia", "Kazakhstan", "Great Britain", "Argentina", "Serbia"}
+    assert {q for _, q in dev} <= {q for _, q in train}  # the training questions, asked of unseen countries
+
+
+def test_demo_dev_split_is_held_out_of_training(monkeypatch):
+    splits = load_splits(compose_data(["data=demo", "data.dev_split=dev"]))
+    _disjoint_dev(splits)
+    assert len(splits["train"]) + len(splits["dev"]) == len(load_splits(compose_data(["data=demo"]))["train"])
+    # without dev_split, the training split is whole and no dev split is loaded
+    assert "dev" not in load_splits(compose_data(["data=demo"]))

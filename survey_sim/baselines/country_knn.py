@@ -1,0 +1,61 @@
+"""Country-similarity baseline: a trained question's answers in the training countries most like the item's."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from survey_sim.baselines.embeddings import SentenceEncoder
+from survey_sim.baselines.prior import PriorBaseline, question_key
+from survey_sim.data.item import SurveyItem
+from survey_sim.errors import ConfigError
+
+COUNTRY_TEXT = "How would someone from {group} answer the following question:"
+
+
+class CountryKNNBaseline(PriorBaseline):
+    """For a question seen in training: the mean of its distributions in the k training countries whose
+    country text is nearest to the item's by sentence embedding, weighted by softmax(similarity / temperature).
+
+    Countries are compared through `COUNTRY_TEXT` filled with the country named in the prompt
+    (`prompt_group`), so the country-swap control moves the prediction with the prompt. The item's own
+    country is never a neighbour: on training items this is the leave-own-country-out version, and nothing
+    of a held-out country's answers is used. Unlike `knn`, which matches (country, question) texts and so
+    borrows other questions' answers, this keeps the question fixed and varies only the country. A question
+    not seen in training (or answered only by the item's own country) falls back to uniform, counted.
+    """
+
+    name = "country_knn"
+
+    def __init__(self, k: int = 5, temperature: float = 1.0, encoder_path: str | None = None,
+                 batch_size: int = 64, device: str = "cpu", encoder: SentenceEncoder | None = None) -> None:
+        super().__init__()
+        if int(k) < 1:
+            raise ConfigError(f"country_knn: k must be >= 1, got {k}")
+        if temperature <= 0:
+            raise ConfigError(f"country_knn: temperature must be > 0, got {temperature}")
+        self.k, self.temperature = int(k), float(temperature)
+        self.encoder = encoder or SentenceEncoder(encoder_path, batch_size=batch_size, device=device)
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def _prior(self, item: SurveyItem) -> np.ndarray | str:
+        means = self._country_means.get(question_key(item))
+        if not means:
+            return "question not seen in training"
+        groups = [g for g in means if g != item.group]
+        if not groups:
+            return "question seen in training only for the item's own country"
+        target = self._vectors[item.prompt_group]
+        sims = np.array([self._vectors[g] @ target for g in groups])
+        top = np.argsort(-sims, kind="stable")[: self.k]
+        z = sims[top] / self.temperature
+        weights = np.exp(z - z.max())
+        weights /= weights.sum()
+        return np.einsum("n,nj->j", weights, np.stack([means[groups[i]] for i in top]))
+
+    def _predict(self, items: list[SurveyItem]) -> list[np.ndarray]:
+        groups = sorted({it.prompt_group for it in items} | {g for m in self._country_means.values() for g in m})
+        missing = [g for g in groups if g not in self._vectors]
+        if missing:  # one encoder batch for every country text
+            vectors = self.encoder.encode([COUNTRY_TEXT.format(group=g) for g in missing]).astype(np.float64)
+            self._vectors.update(zip(missing, vectors))
+        return super()._predict(items)
