@@ -27,6 +27,8 @@ from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
 from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
 from survey_sim.preflight import check_run
+from survey_sim.tracking import finish_run, log_results
+from survey_sim.training import build_logger
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +88,21 @@ def route_lightning_logs() -> None:
             lightning_logger.removeHandler(handler)
 
 
+def run_settings(cfg: DictConfig) -> dict:
+    """What distinguishes the run among its sweep (metrics.json["run"], W&B tags and config): None for the
+    model of a model-free baseline and for the loss of a run that does not train."""
+    return {"model": cfg.model.name if uses_model(cfg) else None,
+            "method": cfg.method.name, "control": bool(cfg.control),
+            "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
+            "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
+            "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
+            "seed": int(cfg.seed), "name": str(cfg.run_name),
+            **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})}
+
+
 def run(cfg: DictConfig) -> dict:
-    """Run one configured experiment; returns the metrics written to metrics.json."""
+    """Run one configured experiment; returns the metrics written to metrics.json. The job's W&B run (if any)
+    is finished on return and on error."""
     started = time.time()
     route_lightning_logs()
     validate(cfg)
@@ -98,30 +113,35 @@ def run(cfg: DictConfig) -> dict:
     eval_names = list(dict.fromkeys((["val"] if splits.get("val") else []) + names))
     if is_main_process():
         write_config(out_dir, cfg)
+    settings = run_settings(cfg)
+    logger = build_logger(cfg, out_dir, settings)
+    finished = False
+    try:
+        metrics = run_and_write(cfg, splits, eval_names, out_dir, logger, settings, started)
+        finished = True
+    finally:
+        finish_run(failed=not finished)
+    return metrics
 
+
+def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], out_dir: Path,
+                  logger, settings: dict, started: float) -> dict:
+    """Predict every evaluation split, then (main process) write the results, log them and print the table."""
     if cfg.method.kind == "baseline":
         from survey_sim.baselines.runner import run_baseline
-        rows, history, extra = run_baseline(cfg, splits, eval_names)
+        rows, history, extra = run_baseline(cfg, splits, eval_names, logger)
     else:
         from survey_sim.model.runner import run_simulator
-        rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
+        rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir, logger)
 
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
-    metrics = {
-        "run": {"model": cfg.model.name if uses_model(cfg) else None,
-                "method": cfg.method.name, "control": bool(cfg.control),
-                "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
-                "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
-                "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
-                "seed": int(cfg.seed), "name": str(cfg.run_name),
-                **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})},
-        "splits": by_split, "history": history, **extra,
-    }
+    metrics = {"run": settings, "splits": by_split, "history": history, **extra}
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
         return metrics
     atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),
                                                    "seconds": round(time.time() - started, 1)})
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
+    log_results(logger, cfg, rows, by_split, out_dir)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
     print(format_table(by_split))
     if "before_training" in metrics:
@@ -129,4 +149,3 @@ def run(cfg: DictConfig) -> dict:
         print(format_comparison(metrics["before_training"], by_split))
     print(f"outputs: {out_dir}")
     return metrics
-

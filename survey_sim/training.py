@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from survey_sim.checkpointing import AtomicCheckpointIO, RandomState
 from survey_sim.errors import ConfigError
+from survey_sim.tracking import wandb_init_args
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +29,15 @@ def default_precision() -> str:
     return "32-true"
 
 
-def build_logger(cfg: DictConfig, out_dir: Path) -> Logger:
-    """W&B (offline unless logged in and mode=online) or CSV logs inside the run folder."""
+def build_logger(cfg: DictConfig, out_dir: Path, settings: Mapping) -> Logger:
+    """W&B (offline unless logged in and mode=online; one run per job, see survey_sim.tracking) or CSV logs
+    inside the run folder. `settings` is the run's metrics.json["run"] entry."""
     name = cfg.logger.name
     if name == "csv":
         return CSVLogger(save_dir=str(out_dir), name="csv_logs", version="")
     if name == "wandb":
-        return WandbLogger(project=cfg.logger.project, entity=cfg.logger.get("entity"), name=str(cfg.run_name),
-                           save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
-                           tags=list(cfg.logger.get("tags") or []),
-                           config=OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        return WandbLogger(save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
+                           **wandb_init_args(cfg, settings))
     raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
 
 

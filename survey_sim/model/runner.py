@@ -15,7 +15,7 @@ from survey_sim.evaluation import expand_permutations, prediction_rows, split_me
 from survey_sim.model.loading import context_length, load_model, load_tokenizer
 from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter, logged_metrics
 from survey_sim.prompts import PromptBuilder
-from survey_sim.training import build_logger, build_trainer, full_parameters
+from survey_sim.training import build_trainer, full_parameters
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,9 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
 
 
 def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str],
-                  out_dir: Path) -> tuple[dict[str, list[dict]], list[dict], dict]:
-    """Returns prediction rows per split, the training history and extra metrics (zero-shot comparison)."""
+                  out_dir: Path, logger) -> tuple[dict[str, list[dict]], list[dict], dict]:
+    """Returns prediction rows per split, the training history and extra metrics (zero-shot comparison);
+    `logger` is the job's Lightning logger (or None)."""
     train = bool(cfg.method.train)
     tokenizer = load_tokenizer(cfg.model)
     dm, expanded, bases = build_datamodule(cfg, splits, eval_names, tokenizer, train=train)
@@ -112,7 +113,6 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),
         eval_split_names=eval_names, val_split=dm.val_split, evaluate_fn=evaluate,
         gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing))
-    logger = build_logger(cfg, out_dir)
     trainer = build_trainer(cfg, out_dir, logger)
     extra: dict = {}
     if train and cfg.method.get("eval_before_training", False):
@@ -129,7 +129,6 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         extra["calibration"] = calibrate_module(trainer, module, dm, expanded.get("val", []), bases.get("val", []),
                                                  out_dir)
     final_evaluation(trainer, module, dm, eval_names, rows)
-    log_to_wandb(logger, rows)
     return rows, module.history, extra
 
 
@@ -155,25 +154,3 @@ def final_evaluation(trainer, module: SurveySimulator, dm: SurveyDataModule, eva
         trainer.test(module, datamodule=dm, verbose=False)
     finally:
         dm.eval_split_names, module.eval_split_names = saved
-
-
-def log_to_wandb(logger, rows: dict[str, list[dict]]) -> None:
-    """A predictions table and a per-country 1-JSD bar chart per split, when logging to W&B."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    if not isinstance(logger, WandbLogger):
-        return
-    import wandb
-
-    columns = ["split", "group", "prompt_group", "question_id", "human", "pred", "jsd", "emd", "accuracy"]
-    data = [[r[c] if not isinstance(r[c], list) else str([round(x, 4) for x in r[c]]) for c in columns]
-            for split_rows in rows.values() for r in split_rows]
-    logger.log_table(key="predictions", columns=columns, data=data)
-    for split, split_rows in rows.items():
-        by_country: dict[str, list[float]] = {}
-        for r in split_rows:
-            by_country.setdefault(r["group"], []).append(r["jsd"])
-        table = wandb.Table(columns=["country", "jsd"],
-                            data=[[c, sum(v) / len(v)] for c, v in sorted(by_country.items())])
-        logger.experiment.log({f"charts/{split}/jsd_by_country":
-                               wandb.plot.bar(table, "country", "jsd", title=f"1-JSD by country ({split})")})
