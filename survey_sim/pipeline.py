@@ -14,7 +14,7 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.baselines import BASELINES
 from survey_sim.data.item import SurveyItem
@@ -67,9 +67,19 @@ def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> li
     return names
 
 
+def evaluated_data(cfg: DictConfig) -> DictConfig:
+    """cfg.data with its test splits cut to those in `eval_splits` (when set): only the splits a run uses are
+    loaded, required to be non-empty, and hashed into run_info.json."""
+    if not cfg.eval_splits:
+        return cfg.data
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data["test_splits"] = [s for s in data.get("test_splits") or [] if s in set(cfg.eval_splits)]
+    return OmegaConf.create(data)
+
+
 def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[str]]:
-    """Load the data config's splits and apply its control / shuffling transforms."""
-    splits = apply_transforms(load_splits(cfg.data), cfg.data)
+    """Load the splits the run uses and apply the data config's control / shuffling transforms."""
+    splits = apply_transforms(load_splits(evaluated_data(cfg)), cfg.data)
     return splits, eval_split_names(cfg, splits)
 
 
@@ -138,7 +148,7 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     metrics = {"run": settings, "splits": by_split, "history": history, **extra}
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
         return metrics
-    atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),
+    atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(evaluated_data(cfg))),
                                                    "seconds": round(time.time() - started, 1)})
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
     log_results(logger, cfg, rows, by_split, out_dir)
