@@ -89,6 +89,36 @@ def is_main_process() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
+#: Console lines of dependencies that say nothing about a survey-sim run: (logger or warning, message part).
+NOISE = (("lightning.pytorch.utilities.rank_zero", "litlogger"),  # Lightning's advert for its cloud logger
+         ("warning", "LeafSpec"),                                  # Lightning's use of a torch pytree API
+         ("warning", "is_gradient_checkpointing"))                 # PEFT's call of a renamed transformers API
+
+
+class DropLines(logging.Filter):
+    """Drops log records whose message contains a given text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def filter_dependency_noise() -> None:
+    """Silence the NOISE lines (idempotent)."""
+    import warnings
+
+    for source, text in NOISE:
+        if source == "warning":
+            warnings.filterwarnings("ignore", message=f".*{text}")
+            continue
+        target = logging.getLogger(source)
+        if not any(isinstance(f, DropLines) and f.text == text for f in target.filters):
+            target.addFilter(DropLines(text))
+
+
 def route_lightning_logs() -> None:
     """Lightning's top-level logger prints through its own console handler and then again through the root
     logger when Hydra has configured one: keep the root's handlers only (console and the job's log file)."""
@@ -115,6 +145,7 @@ def run(cfg: DictConfig) -> dict:
     is finished on return and on error."""
     started = time.time()
     route_lightning_logs()
+    filter_dependency_noise()
     validate(cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

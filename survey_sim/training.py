@@ -9,7 +9,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 from omegaconf import DictConfig
 
@@ -106,6 +106,8 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None) -> L.Tr
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
                                  auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
                                  save_top_k=1, monitor=None), RandomState()]
+    if logger is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # lr-AdamW/... (the warm-up schedule)
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),

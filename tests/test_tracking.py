@@ -33,6 +33,7 @@ def wandb_sweep(tmp_path_factory) -> Path:
     proc = cli("-m", "survey_sim.run", "-m", "data=demo", "smoke=on", "logger=wandb", "logger.log_adapter=true",
                "method=ft,prior", f"hydra.sweep.dir={out}")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (out / "console.log").write_text(proc.stdout + proc.stderr)
     return out
 
 
@@ -106,3 +107,18 @@ def test_a_failed_job_finishes_its_run_as_failed(tmp_path):
     state = json.loads(subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--summary", "--json",
                                        str(run_dir)], capture_output=True, text=True, check=True).stdout)
     assert state["exit_code"] == 1
+
+
+def test_lightning_extras_and_a_quiet_console(wandb_sweep):
+    """save_hyperparameters (in the checkpoint, loadable with weights_only), the learning-rate monitor, and no
+    litlogger tip or dependency deprecation lines on the console."""
+    import torch
+
+    (ft_job,) = [job for job in wandb_sweep.iterdir() if "method=ft" in job.name]
+    ckpt = torch.load(ft_job / "checkpoints" / "last.ckpt", weights_only=True)
+    assert ckpt["hyper_parameters"]["loss"] == "kl" and ckpt["hyper_parameters"]["lr"] > 0
+    (run_dir,) = ft_job.glob("wandb/offline-run-*")
+    assert "lr-AdamW" in read_offline_run(run_dir)["summary"]
+    console = (wandb_sweep / "console.log").read_text()
+    for noise in ("litlogger", "LeafSpec", "is_gradient_checkpointing"):
+        assert noise not in console

@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
@@ -107,7 +107,7 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         backbone = load_adapter(backbone, resolve_adapter(str(cfg.adapter_path)), trainable=train)
     elif train:
         backbone = add_lora(backbone, cfg.model.lora)
-    loss_kwargs = {k: v for k, v in cfg.loss.items() if k != "name"}
+    loss_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
     module = SurveySimulator(
         backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.trainer.optim.lr),
         weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),

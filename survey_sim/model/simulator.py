@@ -102,6 +102,8 @@ class SurveySimulator(L.LightningModule):
                  evaluate_fn: Callable[[str, torch.Tensor], dict] | None = None,
                  gradient_checkpointing: bool = False):
         super().__init__()
+        # the module's settings, in checkpoints (plain values: they load with weights_only) and the logger
+        self.save_hyperparameters(ignore=["backbone", "evaluate_fn"])
         self.backbone = backbone
         self.loss_name = loss
         self.loss_fn = get_loss(loss, **dict(loss_kwargs or {}))
