@@ -108,11 +108,12 @@ class DropLines(logging.Filter):
 
 def filter_dependency_noise() -> None:
     """Silence the NOISE lines (idempotent)."""
+    import re
     import warnings
 
     for source, text in NOISE:
         if source == "warning":
-            warnings.filterwarnings("ignore", message=f".*{text}")
+            warnings.filterwarnings("ignore", message=f".*{re.escape(text)}")
             continue
         target = logging.getLogger(source)
         if not any(isinstance(f, DropLines) and f.text == text for f in target.filters):
