@@ -16,6 +16,7 @@ import inspect
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
+from importlib.util import find_spec
 
 import torch
 
@@ -166,6 +167,9 @@ def get_loss(name: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor, torch
     cost = kwargs.get("cost", "ordinal")
     if isinstance(cost, str) and cost not in NAMED_COSTS:
         raise ConfigError(f"loss {name!r}: unknown cost {cost!r}; named costs: {list(NAMED_COSTS)} (or a matrix)")
+    if name == "wasserstein" and not (isinstance(cost, str) and cost == "ordinal") and find_spec("ot") is None:
+        raise ConfigError(f"loss {name!r} with cost {cost!r} (not the closed-form ordinal one) needs POT: "
+                          "pip install 'survey-sim[ot]'")
     if not isinstance(cost, (str, torch.Tensor)):
         kwargs["cost"] = torch.as_tensor([list(r) for r in cost], dtype=torch.float64)
     return partial(fn, **kwargs)

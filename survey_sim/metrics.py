@@ -27,6 +27,9 @@ from scipy.special import rel_entr
 from scipy.stats import wasserstein_distance
 
 METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "first_option_mass", "a_bias")
+#: Logged after each validation of a fine-tuning run: the mean 1-JSD over the validation splits (val: new
+#: questions, dev: new countries); the default monitor for keeping the best adapter. Not a split's metric.
+SELECTION_METRIC = "selection/jsd"
 
 
 def _distribution(x, name: str) -> np.ndarray:

@@ -20,6 +20,17 @@ DATA_HELP = (
 )
 
 
+def config_dir() -> Path:
+    """survey-sim's config folder: `survey_sim/conf` in an installed wheel, else the repository's top-level
+    `conf/` beside the package (a clone, or an editable install of one)."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "conf", package.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise ConfigError(f"survey-sim's config folder is missing: neither {package / 'conf'} nor {package.parent / 'conf'} "
+                      "holds config.yaml; reinstall survey-sim")
+
+
 def data_root(configured: str | os.PathLike | None = None) -> Path:
     """The survey data folder: the configured value, else $SURVEY_SIM_DATA; a clear error when neither exists."""
     value = configured if configured not in (None, "") else os.environ.get(DATA_ENV)

@@ -25,9 +25,17 @@ from survey_sim.evaluation import split_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
-from survey_sim.outputs import (format_baselines, format_comparison, format_table, run_info, write_config,
-                                write_results)
+from survey_sim.outputs import (
+    format_baselines,
+    format_comparison,
+    format_table,
+    run_info,
+    write_config,
+    write_results,
+)
 from survey_sim.preflight import check_run
+from survey_sim.tracking import finish_run, log_results
+from survey_sim.training import build_logger
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +74,19 @@ def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> li
     return names
 
 
+def evaluated_data(cfg: DictConfig) -> DictConfig:
+    """cfg.data with its test splits cut to those in `eval_splits` (when set): only the splits a run uses are
+    loaded, required to be non-empty, and hashed into run_info.json."""
+    if not cfg.eval_splits:
+        return cfg.data
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    data["test_splits"] = [s for s in data.get("test_splits") or [] if s in set(cfg.eval_splits)]
+    return OmegaConf.create(data)
+
+
 def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[str]]:
-    """Load the data config's splits and apply its control / shuffling transforms."""
-    splits = apply_transforms(load_splits(cfg.data), cfg.data)
+    """Load the splits the run uses and apply the data config's control / shuffling transforms."""
+    splits = apply_transforms(load_splits(evaluated_data(cfg)), cfg.data)
     return splits, eval_split_names(cfg, splits)
 
 
@@ -76,6 +94,37 @@ def is_main_process() -> bool:
     """Rank 0 of a multi-process run: from the launch environment before the trainer starts, from the
     strategy's global rank after (Lightning sets rank_zero_only.rank)."""
     return getattr(rank_zero_only, "rank", 0) == 0
+
+
+#: Console lines of dependencies that say nothing about a survey-sim run: (logger or warning, message part).
+NOISE = (("lightning.pytorch.utilities.rank_zero", "litlogger"),  # Lightning's advert for its cloud logger
+         ("warning", "LeafSpec"),                                  # Lightning's use of a torch pytree API
+         ("warning", "is_gradient_checkpointing"))                 # PEFT's call of a renamed transformers API
+
+
+class DropLines(logging.Filter):
+    """Drops log records whose message contains a given text."""
+
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def filter_dependency_noise() -> None:
+    """Silence the NOISE lines (idempotent)."""
+    import re
+    import warnings
+
+    for source, text in NOISE:
+        if source == "warning":
+            warnings.filterwarnings("ignore", message=f".*{re.escape(text)}")
+            continue
+        target = logging.getLogger(source)
+        if not any(isinstance(f, DropLines) and f.text == text for f in target.filters):
+            target.addFilter(DropLines(text))
 
 
 def route_lightning_logs() -> None:
@@ -87,10 +136,25 @@ def route_lightning_logs() -> None:
             lightning_logger.removeHandler(handler)
 
 
+def run_settings(cfg: DictConfig) -> dict:
+    """What distinguishes the run among its sweep (metrics.json["run"], W&B tags and config): None for the
+    model of a model-free baseline and for the loss of a run that does not train."""
+    return {"model": cfg.model.name if uses_model(cfg) else None,
+            "method": cfg.method.name, "control": bool(cfg.control),
+            "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
+            "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
+            "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
+            "seed": int(cfg.seed), "name": str(cfg.run_name),
+            "anchor": f"{cfg.anchor.base}/{cfg.anchor.rule}" if cfg.get("anchor") and cfg.anchor.get("base") else None,
+            **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})}
+
+
 def run(cfg: DictConfig) -> dict:
-    """Run one configured experiment; returns the metrics written to metrics.json."""
+    """Run one configured experiment; returns the metrics written to metrics.json. The job's W&B run (if any)
+    is finished on return and on error."""
     started = time.time()
     route_lightning_logs()
+    filter_dependency_noise()
     validate(cfg)
     out_dir = Path(cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -99,36 +163,39 @@ def run(cfg: DictConfig) -> dict:
     eval_names = list(dict.fromkeys([s for s in ("val", "dev") if splits.get(s)] + names))
     if is_main_process():
         write_config(out_dir, cfg)
+    settings = run_settings(cfg)
+    logger = build_logger(cfg, out_dir, settings)
+    finished = False
+    try:
+        metrics = run_and_write(cfg, splits, eval_names, out_dir, logger, settings, started)
+        finished = True
+    finally:
+        finish_run(failed=not finished)
+    return metrics
 
+
+def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], out_dir: Path,
+                  logger, settings: dict, started: float) -> dict:
+    """Predict every evaluation split, then (main process) write the results, log them and print the table."""
     if cfg.method.kind == "baseline":
         from survey_sim.baselines.runner import run_baseline
-        rows, history, extra = run_baseline(cfg, splits, eval_names)
+        rows, history, extra = run_baseline(cfg, splits, eval_names, logger)
     else:
         from survey_sim.model.runner import run_simulator
-        rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
+        rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir, logger)
 
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
     if cfg.get("compare_with"):
         from survey_sim.baselines.runner import compare_with_baselines
         extra["baselines"] = compare_with_baselines(OmegaConf.to_container(cfg.compare_with, resolve=True),
                                                     splits, eval_names, int(cfg.permutations))
-    metrics = {
-        "run": {"model": cfg.model.name if uses_model(cfg) else None,
-                "method": cfg.method.name, "control": bool(cfg.control),
-                "loss": cfg.loss.name if cfg.method.name == "ft" else None, "data": cfg.data.name,
-                "language": cfg.data.get("language", "en"), "shuffle": bool(cfg.shuffle.eval),
-                "shuffle_train": bool(cfg.shuffle.train), "permutations": int(cfg.permutations),
-                "seed": int(cfg.seed), "name": str(cfg.run_name),
-                "anchor": (f"{cfg.anchor.base}/{cfg.anchor.rule}" if cfg.get("anchor") and cfg.anchor.get("base")
-                           else None),
-                **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})},
-        "splits": by_split, "history": history, **extra,
-    }
+    metrics = {"run": settings, "splits": by_split, "history": history, **extra}
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
         return metrics
-    atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),
+    atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(evaluated_data(cfg))),
                                                    "seconds": round(time.time() - started, 1)})
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
+    log_results(logger, cfg, rows, by_split, out_dir)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
     print(format_table(by_split))
     if "before_training" in metrics:
@@ -139,4 +206,3 @@ def run(cfg: DictConfig) -> dict:
         print(format_baselines(by_split, metrics["baselines"]))
     print(f"outputs: {out_dir}")
     return metrics
-

@@ -61,7 +61,7 @@ def _fields(name: str, kind: str, value: str) -> set[str]:
     try:
         found = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
     except ValueError as err:
-        raise ConfigError(f"prompt template {name!r}, field {kind!r}: malformed format string {value!r}: {err}")
+        raise ConfigError(f"prompt template {name!r}, field {kind!r}: malformed format string {value!r}: {err}") from None
     unknown = found - _PLACEHOLDERS[kind]
     if unknown:
         raise ConfigError(f"prompt template {name!r}, field {kind!r}: unknown placeholder(s) {sorted(unknown)}; "

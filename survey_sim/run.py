@@ -1,13 +1,20 @@
-"""Hydra entry point: `python -m survey_sim.run model=distil_qwen_14b loss=kl` (add -m to sweep)."""
+"""Hydra entry point: `python -m survey_sim.run model=distil_qwen_14b loss=kl` (add -m to sweep).
+
+A SurveySimError (bad data, config or model) prints one `error: ...` line and exits with status 2;
+HYDRA_FULL_ERROR=1 shows its traceback instead. Other exceptions keep Hydra's report.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+import sys
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from survey_sim.paths import config_dir
+
+CONFIG_DIR = str(config_dir())
 
 
 def run_name(kind: str, model: str, method: str, loss: str, control, uses_model=False) -> str:
@@ -22,9 +29,16 @@ OmegaConf.register_new_resolver("survey_sim_run_name", run_name, replace=True)
 
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
+    from survey_sim.errors import SurveySimError
     from survey_sim.pipeline import run
 
-    metrics = run(cfg)
+    try:
+        metrics = run(cfg)
+    except SurveySimError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
     val = metrics["splits"].get("val", {})
     return val.get("jsd")  # lets Hydra sweepers optimise validation 1-JSD
 

@@ -42,12 +42,13 @@ from survey_sim.evaluation import expand_permutations
 from survey_sim.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from survey_sim.model.loading import context_length, load_model, load_tokenizer, validate_model_config
 from survey_sim.model.simulator import MAX_OPTIONS, SurveySimulator, load_adapter
+from survey_sim.paths import config_dir
 from survey_sim.prompts import PromptBuilder
 from survey_sim.questionnaire import Question, read_questionnaire
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parent.parent / "conf"
+CONF = config_dir()
 CAUTION = ("Caution: these are simulated distributions from a language model, not survey evidence; "
            "do not report them as what people in these countries think.")
 

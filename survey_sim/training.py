@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from survey_sim.checkpointing import AtomicCheckpointIO, RandomState
 from survey_sim.errors import ConfigError
+from survey_sim.tracking import wandb_init_args
 
 log = logging.getLogger(__name__)
 
@@ -27,16 +29,15 @@ def default_precision() -> str:
     return "32-true"
 
 
-def build_logger(cfg: DictConfig, out_dir: Path) -> Logger:
-    """W&B (offline unless logged in and mode=online) or CSV logs inside the run folder."""
+def build_logger(cfg: DictConfig, out_dir: Path, settings: Mapping) -> Logger:
+    """W&B (offline unless logged in and mode=online; one run per job, see survey_sim.tracking) or CSV logs
+    inside the run folder. `settings` is the run's metrics.json["run"] entry."""
     name = cfg.logger.name
     if name == "csv":
         return CSVLogger(save_dir=str(out_dir), name="csv_logs", version="")
     if name == "wandb":
-        return WandbLogger(project=cfg.logger.project, entity=cfg.logger.get("entity"), name=str(cfg.run_name),
-                           save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
-                           tags=list(cfg.logger.get("tags") or []),
-                           config=OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))
+        return WandbLogger(save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
+                           **wandb_init_args(cfg, settings))
     raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
 
 
@@ -128,6 +129,8 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, vali
                                  auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
                                  save_top_k=1, monitor=None), RandomState(),
                  *selection_callbacks(t, out_dir, validates=validates)]
+    if logger is not None:
+        callbacks.append(LearningRateMonitor(logging_interval="step"))  # lr-AdamW/... (the schedule)
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
         strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),

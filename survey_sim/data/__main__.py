@@ -19,8 +19,9 @@ from omegaconf import DictConfig, OmegaConf
 from survey_sim.data import demo
 from survey_sim.data.splits import Registry, assign, load_splits, requested_splits, validate_data_config
 from survey_sim.errors import SurveySimError
+from survey_sim.paths import config_dir
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "conf"
+CONFIG_DIR = config_dir()
 DEFAULT_REGISTRY = CONFIG_DIR / "data" / "registry" / "paper.yaml"
 # data_type of the paper's item files -> file name stem
 FILE_OF_DATA_TYPE = {"train": "train", "valid": "valid"}

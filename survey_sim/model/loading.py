@@ -268,6 +268,9 @@ def _convert_gguf_once(*, name: str, package: str, gguf_file: str, pip_spec: str
             log.warning("removing incomplete model folder %s (no %s)", target, MANIFEST)
             shutil.rmtree(target)
         gguf_path = _package_file(package, gguf_file, pip_spec)
+        if importlib.util.find_spec("gguf") is None:
+            raise ModelUnavailableError(f"converting {gguf_path.name} (model {name!r}) needs the gguf package: "
+                                        "pip install 'survey-sim[gguf]'")
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=models))
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache folder is readable like any other
         start = time.perf_counter()

@@ -7,18 +7,18 @@ import shutil
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import role_flag, shuffle_options
-from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
 from survey_sim.errors import ConfigError, SurveySimError
+from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
 from survey_sim.model.anchoring import FIT_SPLITS, Anchor
 from survey_sim.model.loading import context_length, load_model, load_tokenizer
 from survey_sim.model.simulator import SurveySimulator, add_lora, load_adapter, logged_metrics
 from survey_sim.prompts import PromptBuilder
-from survey_sim.training import build_logger, build_trainer, full_parameters
+from survey_sim.training import build_trainer, full_parameters
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,9 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
 
 
 def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str],
-                  out_dir: Path) -> tuple[dict[str, list[dict]], list[dict], dict]:
-    """Returns prediction rows per split, the training history and extra metrics (zero-shot comparison)."""
+                  out_dir: Path, logger) -> tuple[dict[str, list[dict]], list[dict], dict]:
+    """Returns prediction rows per split, the training history and extra metrics (zero-shot comparison);
+    `logger` is the job's Lightning logger (or None)."""
     train = bool(cfg.method.train)
     anchor = build_anchor(cfg, splits)
     tokenizer = load_tokenizer(cfg.model)
@@ -142,7 +143,7 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         backbone = load_adapter(backbone, resolve_adapter(str(cfg.adapter_path)), trainable=train)
     elif train:
         backbone = add_lora(backbone, cfg.model.lora)
-    loss_kwargs = {k: v for k, v in cfg.loss.items() if k != "name"}
+    loss_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
     module = SurveySimulator(
         backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.trainer.optim.lr),
         weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),
@@ -150,7 +151,6 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         eval_split_names=eval_names, val_split=dm.val_splits, evaluate_fn=evaluate,
         gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing),
         anchor_rule=str(cfg.anchor.rule) if anchor is not None and trains_through(cfg) else None)
-    logger = build_logger(cfg, out_dir)
     trainer = build_trainer(cfg, out_dir, logger, validates=train and bool(dm.val_splits))
     extra: dict = {}
     if train and cfg.method.get("eval_before_training", False):
@@ -178,7 +178,6 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
             for split in eval_names:  # every split again, with the fitted weights
                 evaluate(split, module.predictions[split])
         extra["anchor"] = {**anchor.summary(), "train_through": trains_through(cfg)}
-    log_to_wandb(logger, rows)
     return rows, module.history, extra
 
 
@@ -235,25 +234,3 @@ def final_evaluation(trainer, module: SurveySimulator, dm: SurveyDataModule, eva
         trainer.test(module, datamodule=dm, verbose=False)
     finally:
         dm.eval_split_names, module.eval_split_names = saved
-
-
-def log_to_wandb(logger, rows: dict[str, list[dict]]) -> None:
-    """A predictions table and a per-country 1-JSD bar chart per split, when logging to W&B."""
-    from lightning.pytorch.loggers import WandbLogger
-
-    if not isinstance(logger, WandbLogger):
-        return
-    import wandb
-
-    columns = ["split", "group", "prompt_group", "question_id", "human", "pred", "jsd", "emd", "accuracy"]
-    data = [[r[c] if not isinstance(r[c], list) else str([round(x, 4) for x in r[c]]) for c in columns]
-            for split_rows in rows.values() for r in split_rows]
-    logger.log_table(key="predictions", columns=columns, data=data)
-    for split, split_rows in rows.items():
-        by_country: dict[str, list[float]] = {}
-        for r in split_rows:
-            by_country.setdefault(r["group"], []).append(r["jsd"])
-        table = wandb.Table(columns=["country", "jsd"],
-                            data=[[c, sum(v) / len(v)] for c, v in sorted(by_country.items())])
-        logger.experiment.log({f"charts/{split}/jsd_by_country":
-                               wandb.plot.bar(table, "country", "jsd", title=f"1-JSD by country ({split})")})

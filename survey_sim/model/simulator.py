@@ -15,15 +15,13 @@ from transformers import DynamicCache
 
 from survey_sim.errors import SurveySimError
 from survey_sim.losses import get_loss, masked_log_softmax
+from survey_sim.metrics import SELECTION_METRIC
 from survey_sim.model.anchoring import AnchorParams, combine
 
 log = logging.getLogger(__name__)
 
 MAX_OPTIONS = 26
 SCHEDULES = ("constant", "linear", "cosine")
-#: The mean 1-JSD over the validation splits (val: new questions, dev: new countries), logged after each
-#: validation; the default monitor for keeping the best adapter.
-SELECTION_METRIC = "selection/jsd"
 
 
 class NonFiniteLossError(SurveySimError, FloatingPointError):
@@ -129,6 +127,8 @@ class SurveySimulator(L.LightningModule):
         super().__init__()
         if schedule not in SCHEDULES:
             raise SurveySimError(f"unknown learning-rate schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
+        # the module's settings, in checkpoints (plain values: they load with weights_only) and the logger
+        self.save_hyperparameters(ignore=["backbone", "evaluate_fn"])
         self.backbone = backbone
         self.loss_name = loss
         self.loss_fn = get_loss(loss, **dict(loss_kwargs or {}))

@@ -166,7 +166,7 @@ def test_bad_record_names_file_record_and_field(tmp_path, field, records):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ('{"id": 1}', "expected a JSON list"), ("[{]", "not valid JSON"), ("[NaN]", "not valid JSON"),
+    ('{"id": 1}', "expected a JSON list"), ("[{]", "not valid JSON"), ("[NaN]", "expected an object"),
     ("", "not valid JSON"),
 ])
 def test_bad_file_names_the_file(tmp_path, text, expected):

@@ -15,7 +15,7 @@ from survey_sim.errors import ConfigError
 from survey_sim.model.anchoring import Anchor, AnchorParams, combine, fit_params
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliability_helpers import run_in_process  # noqa: E402
+from reliability_helpers import run_in_process
 
 RULES = ("loglinear", "mixture")
 

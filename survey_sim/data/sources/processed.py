@@ -47,8 +47,27 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"non-standard JSON constant {name}")
+class JsonConstant:
+    """A non-standard JSON constant (NaN, Infinity, -Infinity) as read: kept as a marker (not a number, not a
+    string) so that the record holding it is rejected with its index and field (`constant_field`)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def constant_field(record) -> str | None:
+    """The first field of a record whose value holds a non-standard JSON constant."""
+    def holds(value) -> bool:
+        if isinstance(value, JsonConstant):
+            return True
+        if isinstance(value, dict):
+            return any(holds(v) for v in value.values())
+        return isinstance(value, list) and any(holds(v) for v in value)
+
+    return next((key for key, value in record.items() if holds(value)), None) if isinstance(record, dict) else None
 
 
 def read_json_records(path: str | os.PathLike) -> tuple[str, list]:
@@ -61,7 +80,7 @@ def read_json_records(path: str | os.PathLike) -> tuple[str, list]:
     except (OSError, UnicodeDecodeError) as exc:
         raise SurveyDataError(f"cannot read file: {exc}", file=file) from None
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        data = json.loads(text, parse_constant=JsonConstant)
     except ValueError as exc:
         raise SurveyDataError(f"not valid JSON: {exc}", file=file) from None
     if not isinstance(data, list):
@@ -157,10 +176,14 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
     """(SurveyItem, raw distribution sum) of one record, or (None, 0.0) when its distribution is all zeros."""
 
     def fail(fld: str, msg: str):
-        raise SurveyDataError(msg, file=file, record=index, field=fld)
+        raise SurveyDataError(msg, file=file, record=index, field=fld) from None  # no chained traceback
 
     if not isinstance(record, dict):
         fail("record", f"expected an object, got {type(record).__name__}")
+    constant = constant_field(record)
+    if constant is not None:
+        fail(constant, "holds NaN or Infinity, which is not a JSON number (write a finite number or leave the "
+                       "field out)")
     for fld in _REQUIRED:
         if fld not in record:
             fail(fld, "missing")

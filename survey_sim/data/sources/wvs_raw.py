@@ -22,6 +22,7 @@ from survey_sim.data.sources import SourceResult, log_skips
 from survey_sim.data.sources.processed import (
     NO_TRAILER_FLAG,
     OPTIONS_TRAILERS,
+    constant_field,
     parse_option_texts,
     read_json_records,
     split_question,
@@ -58,10 +59,12 @@ def read_questionnaire(path: str | os.PathLike, language: str | None = None) -> 
     questions, languages, seen = [], set(), set()
     for index, record in enumerate(records):
         def fail(fld: str, msg: str, index: int = index):
-            raise SurveyDataError(msg, file=file, record=index, field=fld)
+            raise SurveyDataError(msg, file=file, record=index, field=fld) from None  # no chained traceback
 
         if not isinstance(record, dict):
             fail("record", f"expected an object, got {type(record).__name__}")
+        if constant_field(record) is not None:
+            fail(constant_field(record), "holds NaN or Infinity, which is not a JSON value here")
         for fld in ("id", "input", "options"):
             if fld not in record:
                 fail(fld, "missing")
