@@ -10,9 +10,11 @@ was not trained on it is uniform. Two combination rules:
 A model weight of 0 (alpha = 0 with beta = 1, or w = 0) returns the base exactly. Parameters are kept per item
 group, `trained` (the question was in training) and `new`, and fitted by minimising the mean KL divergence
 from the human distributions: on the dev split (held-out countries) for `trained`, on val (new questions) for
-`new`, never on a test split. A fit is kept only if it beats the base out of fold: cross-validated over the
-fit split's clusters (countries of dev, questions of val, the units a new test split varies), the fitted
-combination must have a lower held-out KL than the base alone; otherwise the group predicts the base. Training *through* the anchor uses the rule with its default parameters, so the
+`new`, never on a test split. A fit is kept only if it beats the base out of fold by more than its own noise:
+cross-validated over the fit split's clusters (countries of dev, questions of val, the units a new test
+split varies), the fitted combination's held-out KL must be lower than the base's by more than one standard
+error of the per-cluster differences (the one-standard-error rule: the simpler model, the base, wins ties
+within noise); otherwise the group predicts the base. Training *through* the anchor uses the rule with its default parameters, so the
 adapter learns the deviation from the base instead of the base itself.
 """
 
@@ -164,18 +166,20 @@ class Anchor:
         lm, base, target, mask = _padded(chosen, lm_probs[rows], [bases[i] for i in rows])
         clusters = [getattr(it, CV_CLUSTERS[group]) for it in chosen]
         cv_fitted, cv_base = self.cross_validated_kl(lm, base, target, mask, clusters)
+        gain, se = _cluster_gain(cv_base - cv_fitted, clusters)
         fitted = fit_params(lm, base, target, mask, self.rule, fit_model_scale=self.fit_model_scale)
-        use = cv_fitted < cv_base
+        use = gain > se
         self.params[group] = fitted if use else BASE_ONLY
         self.fitted[group] = {**asdict(self.params[group]), "split": FIT_SPLITS[group], "n_items": len(rows),
-                              "cv_kl_fitted": cv_fitted, "cv_kl_base": cv_base, "model_used": use,
+                              "cv_kl_fitted": float(cv_fitted.mean()), "cv_kl_base": float(cv_base.mean()),
+                              "cv_gain_per_cluster": gain, "cv_gain_se": se, "model_used": use,
                               "fit_without_cv": asdict(fitted)}
-        log.info("anchor (%s, base %s): %s items of %s (%d): cross-validated KL %.5f fitted vs %.5f base: %s %s",
-                 self.rule, self.base_name, group, FIT_SPLITS[group], len(rows), cv_fitted, cv_base,
-                 "using" if use else "not using the model; base only, not", fitted)
+        log.info("anchor (%s, base %s): %s items of %s (%d): cross-validated KL gain over the base %.5f (one "
+                 "standard error %.5f): %s %s", self.rule, self.base_name, group, FIT_SPLITS[group], len(rows),
+                 gain, se, "using" if use else "within noise, predicting the base, not", fitted)
 
-    def cross_validated_kl(self, lm, base, target, mask, clusters: Sequence) -> tuple[float, float]:
-        """Mean held-out KL of the fitted combination and of the base alone, over CV_FOLDS folds of whole
+    def cross_validated_kl(self, lm, base, target, mask, clusters: Sequence) -> tuple[np.ndarray, np.ndarray]:
+        """Per-item held-out KL of the fitted combination and of the base alone, over CV_FOLDS folds of whole
         clusters (a fold never splits a cluster)."""
         names = sorted(set(clusters), key=str)
         fold_of = {c: i % CV_FOLDS for i, c in enumerate(names)}
@@ -190,11 +194,19 @@ class Anchor:
                 logp = combine(torch.as_tensor(np.log(np.clip(lm[test], 1e-300, None))), torch.as_tensor(base[test]),
                                t["mask"][test], self.rule, p)
                 out[test] = kl_loss(logp, t["target"][test], t["mask"][test], reduction="none").numpy()
-        return float(fitted_kl.mean()), float(base_kl.mean())
+        return fitted_kl, base_kl
 
     def summary(self) -> dict:
         return {"base": self.base_name, "rule": self.rule, "fit_model_scale": self.fit_model_scale,
                 "params": {g: asdict(p) for g, p in self.params.items()}, "fitted": dict(self.fitted)}
+
+
+def _cluster_gain(gains: np.ndarray, clusters: Sequence) -> tuple[float, float]:
+    """Mean over clusters of the per-cluster mean gain, and its standard error (0 with one cluster)."""
+    names = sorted(set(clusters), key=str)
+    per = np.array([gains[[c == n for c in clusters]].mean() for n in names])
+    se = float(per.std(ddof=1) / np.sqrt(len(per))) if len(per) > 1 else 0.0
+    return float(per.mean()), se
 
 
 def _padded(items: Sequence[SurveyItem], lm_probs: np.ndarray, bases: Sequence[np.ndarray]):
