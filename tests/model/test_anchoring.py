@@ -126,3 +126,15 @@ def test_anchored_run_fits_on_dev_and_val_only(tmp_path):
 def test_fitting_without_a_dev_split_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="anchor.fit=true fits the anchor's weights on dev.*data.dev_split"):
         run_in_process(tmp_path / "run", *[o for o in ANCHORED if o != "data.dev_split=dev"])
+
+
+def test_every_shipped_experiment_composes():
+    from reliability_helpers import compose_run
+
+    names = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf" / "experiment").glob("*.yaml"))
+    assert {"demo", "recipe_cpu"} <= set(names)
+    for name in names:
+        cfg = compose_run(f"experiment={name}")
+        assert cfg.method.name and cfg.model.name, name
+    recipe = compose_run("experiment=recipe_cpu")
+    assert recipe.data.dev_split == "dev" and recipe.anchor.base == "country_knn" and recipe.anchor.train_through
