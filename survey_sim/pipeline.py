@@ -25,6 +25,7 @@ from survey_sim.evaluation import split_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
+from survey_sim.noise_ceiling import add_ceiling
 from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
 from survey_sim.preflight import check_run
 
@@ -47,6 +48,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown loss {cfg.loss.name!r}; valid: {', '.join(LOSSES)}")
     if int(cfg.permutations) < 1:
         raise ConfigError(f"permutations must be >= 1, got {cfg.permutations}")
+    assumed_n = cfg.noise_ceiling.assumed_n
+    if isinstance(assumed_n, bool) or not isinstance(assumed_n, (int, float)) or not assumed_n > 0:
+        raise ConfigError(f"noise_ceiling.assumed_n must be a positive number of respondents, got {assumed_n!r}")
     if uses_model(cfg):
         validate_model_config(cfg.model)
     if cfg.method.kind != "simulator" and cfg.get("calibrate"):
@@ -106,6 +110,8 @@ def run(cfg: DictConfig) -> dict:
         from survey_sim.model.runner import run_simulator
         rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
 
+    for name in eval_names:
+        add_ceiling(rows.get(name, []), float(cfg.noise_ceiling.assumed_n))
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
     metrics = {
         "run": {"model": cfg.model.name if uses_model(cfg) else None,
