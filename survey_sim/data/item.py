@@ -20,6 +20,12 @@ class SurveyItem:
     is the index, in the original item, of the option now at position i (identity
     unless the options were shuffled), so predictions can be mapped back.
     `transforms` records every transform applied, in order.
+
+    A subgroup item (respondents of one country sharing attribute values, e.g. women aged 18-29) has
+    `attributes`, the (attribute, value) pairs in words, and a `group` naming country and attributes
+    (`survey_sim.data.subgroups.group_label`); `country` is the country (it equals `group` for a country
+    item). `n_respondents` counts the respondents with a valid answer; `n_effective` is the effective
+    sample size of the distribution (Kish's, under weights; the count when unweighted; None if unknown).
     """
 
     group: str
@@ -37,6 +43,9 @@ class SurveyItem:
     option_order: tuple[int, ...] = ()
     transforms: tuple[str, ...] = ()
     flags: tuple[str, ...] = field(default=())
+    country: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
+    n_effective: float | None = None
 
     def __post_init__(self) -> None:
         where = f"item ({self.group!r}, question {self.question_id!r})"
@@ -49,6 +58,9 @@ class SurveyItem:
         set_(self, "letters", tuple(self.letters))
         set_(self, "transforms", tuple(self.transforms))
         set_(self, "flags", tuple(self.flags))
+        set_(self, "attributes", tuple((str(k), str(v)) for k, v in self.attributes))
+        if not self.country:
+            set_(self, "country", self.group)
         if not str(self.group).strip():
             fail("group is empty", "group")
         if not str(self.question_id).strip():
@@ -81,6 +93,8 @@ class SurveyItem:
             fail(f"unknown language {self.language!r} (expected 'en' or 'zh')", "language")
         if self.n_respondents is not None and not self.n_respondents >= 0:
             fail(f"respondent count must be >= 0, got {self.n_respondents}", "n_respondents")
+        if self.n_effective is not None and not self.n_effective >= 0:
+            fail(f"effective sample size must be >= 0, got {self.n_effective}", "n_effective")
         if not self.prompt_group:
             set_(self, "prompt_group", self.group)
         order = tuple(int(i) for i in self.option_order) if self.option_order else tuple(range(k))

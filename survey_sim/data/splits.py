@@ -18,6 +18,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data import demo
+from survey_sim.data.sources.wvs_raw import MIN_CELL
+from survey_sim.data.subgroups import select_attributes
 from survey_sim.data.countries import canonical_country
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import country_key, select_language, stable_seed, translate_items
@@ -70,7 +72,7 @@ class SplitSpec:
     excluded_flags: frozenset[str]
 
     def contains(self, item: SurveyItem) -> bool:
-        if country_key(item.group) not in self.countries or self.excluded_flags.intersection(item.flags):
+        if country_key(item.country) not in self.countries or self.excluded_flags.intersection(item.flags):
             return False
         return self.questions is None or question_number(item.question_id) in self.questions
 
@@ -244,7 +246,9 @@ def _load_source(cfg: dict, survey: str) -> tuple[list[SurveyItem], bool]:
     else:  # every country and question: the registry chooses (a set may list countries the file lacks)
         results = [sources.build_wvs_items(
             root / _files(files["raw"])[0], root / _files(files["questionnaire"])[0],
-            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents", 1000)))]
+            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents") or 0),
+            group_by=select_attributes(cfg.get("attributes") or {}, cfg.get("group_by") or []),
+            min_cell=int(cfg.get("min_cell") or MIN_CELL))]
     for res in results:
         log.info("%s", res.summary())
     processed = (cfg["source"] if survey == "wvs" else cfg.get("pew_source", "processed")) == "processed"
@@ -259,7 +263,7 @@ def assign(spec: SplitSpec, pool: Iterable[SurveyItem], *, check_data_type: bool
     for item in pool:
         if not spec.contains(item):
             continue
-        key = (country_key(item.group), item.flags, item.question_id, item.language)
+        key = (country_key(item.country), item.attributes, item.flags, item.question_id, item.language)
         have = chosen.get(key)
         if have is None or (have.split != spec.data_type and item.split == spec.data_type):
             chosen[key] = item

@@ -230,17 +230,19 @@ def test_raw_tables_with_random_codes(examples, tmp_path_factory):
         for code in frame["B_COUNTRY"].unique():
             rows = frame[frame["B_COUNTRY"] == code]
             for qid, codes in (("1", [1, 2, 3]), ("2", [0, 1, 2])):
-                counts = Counter()
+                counts, used = Counter(), []
                 for answer, weight in zip(rows[f"Q{qid}"], rows["W_WEIGHT"]):
                     if answer >= 0:
                         counts[answer] += weight if weighted else 1
+                        used.append(weight if weighted else 1.0)
                 key = (ISO_NUMERIC[int(code)], qid)
                 if not counts:
                     assert key not in built and (f"{key[0]}/Q{qid}" in [s for s, _ in result.skipped])
                     continue
                 total = sum(counts.values())
                 assert built[key].distribution == pytest.approx([counts[c] / total for c in codes])
-                assert built[key].n_respondents == pytest.approx(total)
+                assert built[key].n_respondents == len(used)
+                assert built[key].n_effective == pytest.approx(sum(used) ** 2 / sum(w * w for w in used))
 
     check()
 
