@@ -225,7 +225,7 @@ def test_raw_tables_with_random_codes(examples, tmp_path_factory):
     def check(frame, weighted):
         raw = folder / "raw.csv"
         frame.to_csv(raw, index=False)
-        result = build_wvs_items(raw, book, weighted=weighted, min_respondents=1)
+        result = build_wvs_items(raw, book, weighted=weighted, min_respondents=1, excluded_countries=())
         built = {(it.group, it.question_id): it for it in result.items}
         for code in frame["B_COUNTRY"].unique():
             rows = frame[frame["B_COUNTRY"] == code]
