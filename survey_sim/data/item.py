@@ -15,8 +15,8 @@ class SurveyItem:
     """One survey question asked of one group, with the human answer distribution.
 
     `distribution` is aligned with `options` and `letters` and sums to 1 (it is
-    normalised on construction). `prompt_group` is the group named in the prompt:
-    it equals `group` unless a country-swap control replaced it. `option_order[i]`
+    normalised on construction). `prompt_group` is the country named in the prompt:
+    it equals `country` unless a country-swap control replaced it. `option_order[i]`
     is the index, in the original item, of the option now at position i (identity
     unless the options were shuffled), so predictions can be mapped back.
     `transforms` records every transform applied, in order.
@@ -96,7 +96,7 @@ class SurveyItem:
         if self.n_effective is not None and not self.n_effective >= 0:
             fail(f"effective sample size must be >= 0, got {self.n_effective}", "n_effective")
         if not self.prompt_group:
-            set_(self, "prompt_group", self.group)
+            set_(self, "prompt_group", self.country)
         order = tuple(int(i) for i in self.option_order) if self.option_order else tuple(range(k))
         if sorted(order) != list(range(k)):
             fail(f"option_order {order} is not a permutation of 0..{k - 1}", "option_order")

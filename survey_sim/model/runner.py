@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
@@ -61,6 +61,12 @@ def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[li
     return [shuffle_options(train_items, seed, epoch) for epoch in range(1, epochs)]
 
 
+def steering_config(cfg: DictConfig) -> dict | None:
+    """The run's steering format for subgroup items (conf/steering/), as a plain mapping."""
+    steering = cfg.get("steering")
+    return None if steering is None else OmegaConf.to_container(steering, resolve=True)
+
+
 def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], tokenizer,
                      *, train: bool) -> tuple[SurveyDataModule, dict, dict]:
     """DataModule over the training split and the (permutation-expanded) evaluation splits, encoded."""
@@ -70,7 +76,8 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
     data = dict(expanded)
     if train:
         data["train"] = splits["train"]
-    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
+                            steering=steering_config(cfg))
     share_prefix = bool(cfg.trainer.get("share_prefix", False))
     if share_prefix and cfg.model.get("trust_remote_code"):
         log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "
