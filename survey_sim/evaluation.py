@@ -56,6 +56,7 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
         order = list(item.option_order)
         row = {
             "split": item.split, "group": item.group, "prompt_group": item.prompt_group,
+            "country": item.country, "attributes": dict(item.attributes), "n_effective": item.n_effective,
             "question_id": item.question_id, "language": item.language,
             "letters": list(item.letters),  # transforms keep the letter sequence at positions
             "options": [item.options[order.index(j)] for j in range(item.num_options)],

@@ -141,11 +141,12 @@ def item_ceiling(p, n: float | None, assumed_n: float = ASSUMED_N) -> dict:
 
 
 def add_ceiling(rows: Iterable[MutableMapping], assumed_n: float = ASSUMED_N) -> None:
-    """Add the item ceiling to prediction rows (in place), from their `human` and `n_respondents` (None or
-    absent: `assumed_n`)."""
+    """Add the item ceiling to prediction rows (in place), from their `human` and effective sample size:
+    `n_effective` (Kish's, for weighted subgroup items), else `n_respondents`, else `assumed_n`."""
     _sample_size(assumed_n)
     for row in rows:
-        row.update(item_ceiling(row["human"], row.get("n_respondents"), assumed_n))
+        n = row.get("n_effective")
+        row.update(item_ceiling(row["human"], row.get("n_respondents") if n is None else n, assumed_n))
 
 
 def ceiling_summary(rows: Iterable[Mapping]) -> dict:

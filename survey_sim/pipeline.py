@@ -18,10 +18,11 @@ from omegaconf import DictConfig
 
 from survey_sim.baselines import BASELINES
 from survey_sim.data.item import SurveyItem
-from survey_sim.data.splits import data_files, load_splits
+from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, data_files, load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation import split_metrics
+from survey_sim.group_metrics import group_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
@@ -60,6 +61,8 @@ def validate(cfg: DictConfig) -> None:
 
 def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> list[str]:
     names = list(cfg.eval_splits) if cfg.eval_splits else list(cfg.data.test_splits)
+    if not cfg.eval_splits and HELDOUT_GROUP_SPLIT in splits:  # made by data.holdout_groups
+        names.append(HELDOUT_GROUP_SPLIT)
     unknown = [n for n in names if n not in splits]
     if unknown:
         raise ConfigError(f"evaluation split(s) {unknown} unknown; available: {sorted(splits)}")
@@ -123,6 +126,9 @@ def run(cfg: DictConfig) -> dict:
                 **({"k": int(cfg.method.k)} if cfg.method.name == "knn" else {})},
         "splits": by_split, "history": history, **extra,
     }
+    groups = {name: group_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    if any(groups.values()):
+        metrics["groups"] = {name: block for name, block in groups.items() if block}
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
         return metrics
     atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(cfg.data)),

@@ -1,11 +1,12 @@
-"""Baselines (uniform, question prior, leave-one-out prior, nearest neighbour, the model's JSON answer) and their
-registry."""
+"""Baselines (uniform, question prior, leave-one-out prior, nearest neighbour, the model's JSON answer, the
+country prior of subgroup items) and their registry."""
 
 from __future__ import annotations
 
 import inspect
 
 from survey_sim.baselines.base import Baseline
+from survey_sim.baselines.country_prior import CountryPriorBaseline
 from survey_sim.baselines.json_zs import JSONZeroShotBaseline
 from survey_sim.baselines.knn import KNNBaseline
 from survey_sim.baselines.prior import PriorBaseline, PriorLOOBaseline
@@ -13,7 +14,8 @@ from survey_sim.baselines.uniform import UniformBaseline
 from survey_sim.errors import ConfigError
 
 BASELINES: dict[str, type[Baseline]] = {
-    cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline, JSONZeroShotBaseline)
+    cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline, JSONZeroShotBaseline,
+                               CountryPriorBaseline)
 }
 
 
@@ -30,5 +32,5 @@ def make_baseline(name: str, **cfg) -> Baseline:
     return cls(**cfg)
 
 
-__all__ = ["BASELINES", "Baseline", "JSONZeroShotBaseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
+__all__ = ["BASELINES", "Baseline", "CountryPriorBaseline", "JSONZeroShotBaseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
            "UniformBaseline", "make_baseline"]

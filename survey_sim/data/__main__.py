@@ -46,6 +46,20 @@ def _histogram(counter: Counter) -> str:
     return " ".join(f"{k}:{v}" for k, v in sorted(counter.items()))
 
 
+def _group_counts(items, indent: int) -> list[str]:
+    """For subgroup items: one line per attribute with the items per value, and the number of groups."""
+    if not any(it.attributes for it in items):
+        return []
+    per_value: dict[str, Counter] = {}
+    for it in items:
+        for label, value in it.attributes:
+            per_value.setdefault(label, Counter())[value] += 1
+    lines = [f"{'':<{indent}}   {len({it.group for it in items})} groups (country x subgroup)"]
+    for label, counts in per_value.items():
+        lines.append(f"{'':<{indent}}   items by {label}: " + ", ".join(f"{v} {n}" for v, n in sorted(counts.items())))
+    return lines
+
+
 def describe(data_cfg) -> str:
     """A table of the splits of a data config: items, countries (for registry splits: present / in the
     country set), questions, options per question and the paper's item count (Table 3) with coverage."""
@@ -67,11 +81,12 @@ def describe(data_cfg) -> str:
     for key, items in splits.items():
         options = {it.question_id: it.num_options for it in items}
         spec = specs.get(key)
-        countries = str(len({it.group for it in items})) + (f"/{len(spec.countries)}" if spec else "")
+        countries = str(len({it.country for it in items})) + (f"/{len(spec.countries)}" if spec else "")
         paper = spec.paper_items if spec else None
         coverage = f"{100 * len(items) / paper:.1f}%" if paper else "-"
         lines.append(f"{key:<{width}} {len(items):>6} {countries:>9} {len(options):>9} {paper or '-':>6} "
                      f"{coverage:>8}  {_histogram(Counter(options.values()))}")
+        lines += _group_counts(items, width)
         totals["items"] += len(items)
     lines.append(f"{len(splits)} splits, {totals['items']} items"
                  + (f" (source {demo.SOURCE})" if synthetic else ""))
