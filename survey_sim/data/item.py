@@ -26,6 +26,8 @@ class SurveyItem:
     (`survey_sim.data.subgroups.group_label`); `country` is the country (it equals `group` for a country
     item). `n_respondents` counts the respondents with a valid answer; `n_effective` is the effective
     sample size of the distribution (Kish's, under weights; the count when unweighted; None if unknown).
+    `country_distribution` is a subgroup item's whole-country distribution over the ORIGINAL option order
+    (normalised; transforms leave it as it is), or None.
     """
 
     group: str
@@ -46,6 +48,7 @@ class SurveyItem:
     country: str = ""
     attributes: tuple[tuple[str, str], ...] = ()
     n_effective: float | None = None
+    country_distribution: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"item ({self.group!r}, question {self.question_id!r})"
@@ -93,6 +96,12 @@ class SurveyItem:
             fail(f"unknown language {self.language!r} (expected 'en' or 'zh')", "language")
         if self.n_respondents is not None and not self.n_respondents >= 0:
             fail(f"respondent count must be >= 0, got {self.n_respondents}", "n_respondents")
+        if self.country_distribution is not None:
+            whole = tuple(float(p) for p in self.country_distribution)
+            if len(whole) != k or any(not math.isfinite(p) or p < 0 for p in whole) or sum(whole) <= 0:
+                fail(f"country_distribution {whole} is not a distribution over the {k} options",
+                     "country_distribution")
+            set_(self, "country_distribution", tuple(p / sum(whole) for p in whole))
         if self.n_effective is not None and not self.n_effective >= 0:
             fail(f"effective sample size must be >= 0, got {self.n_effective}", "n_effective")
         if not self.prompt_group:

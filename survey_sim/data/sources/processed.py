@@ -3,7 +3,7 @@
 A file is a JSON list of records {id, instruction, input, options ["(A)..."], options_dist {letter:
 value}, data_type[, source][, n_respondents][, n_effective][, attributes]}. The country is only inside
 `instruction`; `attributes` {attribute: value in words} make the record a subgroup's item (survey-sim's
-extension, from `build-wvs --group-by`); `input` is the question followed by the options trailer. `options_dist` is in percent (WVS) or fractions (Pew) and is
+extension, from `build-wvs --group-by`, with `country_dist`, its country's distribution, like options_dist); `input` is the question followed by the options trailer. `options_dist` is in percent (WVS) or fractions (Pew) and is
 normalised; letters missing from it have probability 0.
 """
 
@@ -218,11 +218,17 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
         return None, 0.0
     try:
         pairs = tuple(attributes.items())
+        whole = record.get("country_dist")
+        if whole is not None:
+            if not isinstance(whole, dict) or set(whole) - set(letters) or not all(
+                    _number(v) and math.isfinite(v) and v >= 0 for v in whole.values()) or not sum(whole.values()):
+                fail("country_dist", f"expected an object of option letter: non-negative value, got {whole!r}")
+            whole = [float(whole.get(letter, 0.0)) for letter in letters]
         item = SurveyItem(
             group=group_label(group, pairs), question_id=str(qid).strip(), question=question, options=labels,
             letters=letters, distribution=values, language=lang, split=record["data_type"],
             source=record.get("source") or source, n_respondents=n_resp, flags=flags,
-            country=group, attributes=pairs, n_effective=n_eff,
+            country=group, attributes=pairs, n_effective=n_eff, country_distribution=whole,
         )
     except SurveyDataError as exc:
         raise SurveyDataError(str(exc), file=file, record=index, field=exc.field) from None
@@ -271,5 +277,8 @@ def write_processed(items: Iterable[SurveyItem], path: str | os.PathLike) -> Pat
             record["n_effective"] = item.n_effective
         if item.attributes:
             record["attributes"] = dict(item.attributes)
+        if item.country_distribution is not None:
+            record["country_dist"] = {letter: 100.0 * item.country_distribution[orig]  # the written order
+                                      for letter, orig in zip(item.letters, item.option_order)}
         records.append(record)
     return atomic_write_json(path, records, indent=1, sort_keys=False)

@@ -185,7 +185,8 @@ def build_wvs_items(
 
     Distributions count respondents (or sum their `W_WEIGHT` when `weighted`). `n_respondents` is the
     number of respondents with a valid answer, `n_effective` Kish's effective sample size of the weights
-    (the count when unweighted). Countries in `excluded_countries` and countries with fewer than
+    (the count when unweighted); a subgroup item carries its country's distribution (all its respondents
+    with a valid answer) as `country_distribution`. Countries in `excluded_countries` and countries with fewer than
     `min_respondents` rows are left out (counted, logged skips). With attributes, a respondent without a
     value of an attribute (missing, negative or unmapped code) is left out; a cell (country x attribute
     values) with fewer than `min_cell` respondents, or an item with fewer than `min_cell` valid answers,
@@ -297,7 +298,7 @@ def items_from_respondents(
     weight_values = weights.to_numpy("float64")
     cell_sizes = np.bincount(cell[in_cell], minlength=n_cells)
 
-    tables, squares, answered = {}, {}, {}
+    tables, squares, answered, country_tables = {}, {}, {}, {}
     for q in book:
         column = f"Q{q['id']}"
         answers = _numeric(frame, column, file, integer=True)[rows]
@@ -309,6 +310,10 @@ def items_from_respondents(
             raise SurveyDataError(
                 f"answer code {int(answers[row])} has no option in questionnaire {questionnaire} "
                 f"(question {q['id']} has codes {sorted(option_codes)})", file=file, record=row, field=column)
+        if group_by:  # the whole country's distribution, whatever the respondents' attribute values
+            codes27 = position[valid] * 27 + answers.to_numpy()[valid].astype("int64")
+            country_tables[q["id"]] = np.bincount(codes27, weights=weight_values[valid],
+                                                  minlength=len(kept) * 27).reshape(len(kept), 27)[:, option_codes]
         valid = valid & in_cell
         cells = cell[valid] * 27 + answers.to_numpy()[valid].astype("int64")
         w = weight_values[valid]
@@ -318,7 +323,8 @@ def items_from_respondents(
 
     items = []
     for index in range(n_cells):
-        country, attributes = country_names[kept[_country_of(index, group_by)]], _attributes_of(index, group_by)
+        country_index = _country_of(index, group_by)
+        country, attributes = country_names[kept[country_index]], _attributes_of(index, group_by)
         label = group_label(country, attributes)
         if group_by and cell_sizes[index] < min_cell:
             skipped.append((label, f"{cell_sizes[index]} respondents, fewer than min_cell={min_cell}"))
@@ -338,6 +344,7 @@ def items_from_respondents(
                 letters=q["letters"], distribution=counts.tolist(), language=language, split=q["split"],
                 source=source, n_respondents=float(n), n_effective=n_eff, flags=q["flags"],
                 country=country, attributes=attributes,
+                country_distribution=tuple(country_tables[q["id"]][country_index]) if group_by else None,
             ))
     log_skips(logger, file, skipped)
     return SourceResult(items=items, skipped=skipped, file=file)
