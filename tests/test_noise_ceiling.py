@@ -72,14 +72,17 @@ def test_rows_use_their_own_n_or_the_assumed_one():
     assert "ceiling_jsd" in text.splitlines()[0] and "N=1,200 ASSUMED for 2 items" in text
 
 
+DEMO = ["data=demo", "data.demo.n_countries=6", "data.demo.n_questions=8"]
+
+
 def _run(tmp_path, name, *overrides):
     import survey_sim.run  # noqa: F401  (registers the run-name resolver)
     from survey_sim.pipeline import run
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
-            "data=demo", "logger=csv", f"output_dir={tmp_path / 'runs' / name}", "data.demo.n_countries=6",
-            "data.demo.n_questions=8", *overrides])
+            "logger=csv", f"output_dir={tmp_path / 'runs' / name}",
+            *([] if any(o.startswith("data=") for o in overrides) else DEMO), *overrides])
     return run(cfg)
 
 
@@ -105,3 +108,23 @@ def test_run_and_report_show_the_ceiling(tmp_path, capsys):
 def test_assumed_n_must_be_positive(tmp_path):
     with pytest.raises(ConfigError, match="noise_ceiling.assumed_n"):
         _run(tmp_path, "bad", "method=uniform", "noise_ceiling.assumed_n=0")
+
+
+@pytest.mark.real_data
+def test_real_wvs_split_ceiling_against_monte_carlo(tmp_path):
+    """C2-Q2 of the real WVS data (no respondent counts: the assumed N=1,200), approximation vs Monte-Carlo."""
+    import os
+
+    from survey_sim.paths import DATA_ENV
+
+    root = os.environ.get(DATA_ENV)
+    if not root:
+        pytest.skip(f"{DATA_ENV} not set: real WVS data unavailable")
+    metrics = _run(tmp_path, "wvs", "data=wvs_en", f"data.root={root}", "method=uniform", "data.test_splits=[C2-Q2]",
+                   "data.val_split=null")
+    split = metrics["splits"]["C2-Q2"]
+    assert split["ceiling_n_assumed"] == split["n_items"] == 166 and split["assumed_n"] == 1200
+    rows = [json.loads(line) for line in (tmp_path / "runs" / "wvs" / "predictions.jsonl").open()]
+    reference = np.mean([monte_carlo(r["human"], 1200, draws=4000, seed=i)["jsd"] for i, r in enumerate(rows)])
+    assert split["ceiling_jsd"] == pytest.approx(reference, abs=5e-4)
+    assert split["ceiling_jsd"] == pytest.approx(0.9765, abs=5e-4)

@@ -81,6 +81,8 @@ def test_groups_really_differ_and_weights_matter():
     shifts = [np.abs(np.subtract(country[True][k].distribution, country[False][k].distribution)).sum() / 2
               for k in country[True]]
     assert max(shifts) > 0.03
+    for it in build(rows, group_by=("sex",), weighted=True).items:  # every respondent of the country
+        assert it.country_distribution == pytest.approx(country[True][it.country, it.question_id].distribution)
 
 
 def test_counts_skips_and_min_cell(respondents, caplog):
