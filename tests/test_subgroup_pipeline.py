@@ -125,3 +125,29 @@ def test_country_items_have_no_group_block(tmp_path):
                               f"output_dir={tmp_path}"))
     assert "groups" not in metrics
     assert np.isfinite(metrics["splits"]["val"]["ceiling_jsd"])
+
+
+@pytest.mark.parametrize("steering", ["qa"])
+def test_tiny_model_fine_tunes_on_subgroups(tmp_path, steering):
+    from survey_sim.pipeline import run
+
+    metrics = run(compose_cfg(*SMALL, "model=tiny_random", "method=ft", "trainer.max_steps=2",
+                              "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", f"steering={steering}",
+                              f"output_dir={tmp_path}"))
+    assert metrics["run"]["method"] == "ft" and "groups" in metrics
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
+    config = (tmp_path / "config.yaml").read_text()
+    assert "name: qa" in config and "Question: What is your sex?" in config
+
+
+def test_raw_source_builds_subgroup_splits(tmp_path):
+    from tests.data.test_subgroups import write_raw
+
+    raw, book = write_raw(tmp_path)
+    cfg = compose_cfg("data=wvs_raw", f"data.root={tmp_path}", f"data.files.raw={raw.name}",
+                      f"data.files.questionnaire={book.name}", "data.group_by=[sex]", "data.min_cell=30",
+                      "data.test_splits=[]")
+    splits = load_splits(cfg.data)
+    assert {it.group for it in splits["train"]} == {"Andorra | sex: female", "Andorra | sex: male",
+                                                     "Germany | sex: female", "Germany | sex: male"}
+    assert {it.question_id for it in splits["train"]} == {"1"} and {it.question_id for it in splits["val"]} == {"164"}
