@@ -173,8 +173,9 @@ def plot_group_differences(groups: list[RunGroup], split: str) -> Figure | None:
         for attribute, sub in points.groupby("attribute"):
             corr = np.corrcoef(sub["human_diff"], sub["model_diff"])[0, 1] if len(sub) > 2 and \
                 sub["model_diff"].std() > 0 and sub["human_diff"].std() > 0 else float("nan")
+            r = f"r={corr:.2f}" if np.isfinite(corr) else "r undefined: no variation"
             ax.scatter(sub["human_diff"], sub["model_diff"], s=8, alpha=0.6,
-                       label=f"{attribute} ({sub['values'].iloc[0]}...; r={corr:.2f})")
+                       label=f"{attribute} ({sub['values'].iloc[0]}, ...; {r})")
         ax.set_xlim(-lim, lim)
         ax.set_ylim(-lim, lim)
         ax.set_title(g.label, fontsize=9)
