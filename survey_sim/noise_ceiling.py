@@ -43,14 +43,14 @@ _TAIL_SDS = 14.0
 def _sample_size(n: float) -> int:
     if not (isinstance(n, (int, float, np.integer, np.floating)) and math.isfinite(n) and n > 0):
         raise ValueError(f"respondent count must be a positive number, got {n!r}")
-    return max(1, int(round(float(n))))
+    return max(1, round(float(n)))
 
 
 def _binomial_support(n: int, p: float) -> tuple[np.ndarray, np.ndarray]:
     """Outcomes k of Binomial(n, p) that carry mass, and their probabilities."""
     sd = math.sqrt(n * p * (1.0 - p))
-    lo = max(0, int(math.floor(n * p - _TAIL_SDS * sd)) - 2)
-    hi = min(n, int(math.ceil(n * p + _TAIL_SDS * sd)) + 2)
+    lo = max(0, math.floor(n * p - _TAIL_SDS * sd) - 2)
+    hi = min(n, math.ceil(n * p + _TAIL_SDS * sd) + 2)
     k = np.arange(lo, hi + 1)
     return k, binom.pmf(k, n, p)
 

@@ -522,8 +522,8 @@ def _readme(m: dict) -> str:
          f"(per item: {m['permutations']['per_item']})"),
         f"- questionnaire: {m['questionnaire']['file']} (sha256 {m['questionnaire']['sha256'][:12]})",
         f"- countries: {', '.join(m['countries'])}",
-        *([f"- groups: {'; '.join(', '.join(f'{k}={v}' for k, v in g.items()) for g in m['groups'])} "
-           f"(steering format {m['steering']})"] if m.get("groups") else []),
+        *([(f"- groups: {'; '.join(', '.join(f'{k}={v}' for k, v in g.items()) for g in m['groups'])} "
+            f"(steering format {m['steering']})")] if m.get("groups") else []),
         f"- {m['human_reference']}",
         f"- uncertainty: {m['uncertainty']}", "",
         "Files: " + ", ".join(sorted(set(m["files"].values()))), ""])

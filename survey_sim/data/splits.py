@@ -18,10 +18,10 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data import demo
-from survey_sim.data.sources.wvs_raw import MIN_CELL
-from survey_sim.data.subgroups import select_attributes
 from survey_sim.data.countries import canonical_country
 from survey_sim.data.item import SurveyItem
+from survey_sim.data.sources.wvs_raw import MIN_CELL
+from survey_sim.data.subgroups import select_attributes
 from survey_sim.data.transforms import country_key, select_language, stable_seed, translate_items
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.paths import data_root

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -62,7 +63,7 @@ def band_labels(edges: Sequence[float]) -> list[str]:
         return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
     labels = []
-    for lo, hi in zip(edges, edges[1:]):
+    for lo, hi in pairwise(edges):
         whole = float(lo).is_integer() and float(hi).is_integer()
         labels.append(f"{fmt(lo)}-{fmt(hi - 1)}" if whole else f"{fmt(lo)}-<{fmt(hi)}")
     labels.append(f"{fmt(edges[-1])}+")
@@ -78,7 +79,7 @@ def check_edges(name: str, edges) -> tuple[float, ...]:
         if isinstance(e, bool) or not isinstance(e, (int, float)) or not math.isfinite(e):
             raise ConfigError(f"attribute {name!r}: edge {e!r} is not a finite number (edges {list(edges)})")
         values.append(float(e))
-    if any(b <= a for a, b in zip(values, values[1:])):
+    if any(b <= a for a, b in pairwise(values)):
         raise ConfigError(f"attribute {name!r}: edges {list(edges)} are not strictly increasing")
     return tuple(values)
 

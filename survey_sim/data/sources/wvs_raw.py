@@ -23,7 +23,6 @@ import pandas as pd
 
 from survey_sim.data.countries import ISO_NUMERIC, resolve_country
 from survey_sim.data.item import LETTERS, SurveyItem
-from survey_sim.data.subgroups import NO_VALUE, Attribute, group_label, kish_effective_n
 from survey_sim.data.sources import SourceResult, log_skips
 from survey_sim.data.sources.processed import (
     NO_TRAILER_FLAG,
@@ -33,6 +32,7 @@ from survey_sim.data.sources.processed import (
     split_question,
     write_processed,
 )
+from survey_sim.data.subgroups import NO_VALUE, Attribute, group_label, kish_effective_n
 from survey_sim.errors import ConfigError, SurveyDataError
 
 logger = logging.getLogger(__name__)
@@ -290,8 +290,8 @@ def items_from_respondents(
                                   file=file, field=attr.column)
         missing = int((level == NO_VALUE).sum())
         if missing:
-            skipped.append((attr.column, f"{missing} respondents without a value of attribute {attr.name!r} "
-                                         "(missing, negative or unmapped code) left out of the groups"))
+            skipped.append((attr.column, (f"{missing} respondents without a value of attribute {attr.name!r} "
+                                          "(missing, negative or unmapped code) left out of the groups")))
         cell = np.where((cell >= 0) & (level >= 0), cell * len(attr.levels) + level, -1)
         n_cells *= len(attr.levels)
     in_cell = cell >= 0
