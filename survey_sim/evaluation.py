@@ -16,6 +16,7 @@ from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import cyclic_shift
 from survey_sim.errors import SurveySimError
 from survey_sim.metrics import aggregate, item_metrics
+from survey_sim.noise_ceiling import ceiling_summary
 
 
 def expand_permutations(items: Sequence[SurveyItem], n: int) -> tuple[list[SurveyItem], list[int]]:
@@ -55,10 +56,12 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
         order = list(item.option_order)
         row = {
             "split": item.split, "group": item.group, "prompt_group": item.prompt_group,
+            "country": item.country, "attributes": dict(item.attributes), "n_effective": item.n_effective,
             "question_id": item.question_id, "language": item.language,
             "letters": list(item.letters),  # transforms keep the letter sequence at positions
             "options": [item.options[order.index(j)] for j in range(item.num_options)],
             "option_order": order, "transforms": list(item.transforms), "source": item.source,
+            "n_respondents": item.n_respondents,
             "human": human.tolist(), "pred": q.tolist(), "n_permutations": len(preds),
             "pred_std": preds.std(axis=0).tolist(),
         }
@@ -70,5 +73,7 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
 
 
 def split_metrics(rows: Sequence[dict]) -> dict:
-    """Mean metrics over the rows of one split, with n_items."""
-    return aggregate(list(rows))
+    """Mean metrics over the rows of one split, with n_items, and the mean noise ceiling when the rows have one
+    (`survey_sim.noise_ceiling.add_ceiling`)."""
+    rows = list(rows)
+    return {**aggregate(rows), **ceiling_summary(rows)}

@@ -75,13 +75,21 @@ def write_results(out_dir: Path, rows: Iterable[Mapping], metrics: Mapping) -> N
 
 
 def format_table(split_metrics: Mapping[str, Mapping[str, float]],
-                 columns: tuple[str, ...] = ("jsd", "emd", "accuracy", "a_bias")) -> str:
-    """A plain-text table of metrics per split."""
-    head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>10}" for c in columns)
+                 columns: tuple[str, ...] = ("jsd", "emd", "accuracy", "a_bias", "ceiling_jsd", "ceiling_emd")) -> str:
+    """A plain-text table of metrics per split; the noise-ceiling columns are followed by a note on the N used."""
+    widths = [max(10, len(c) + 2) for c in columns]
+    head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
     lines = [head, "-" * len(head)]
     for split, m in split_metrics.items():
-        cells = "".join(f"{m[c]:>10.4f}" if c in m and m[c] is not None else f"{'-':>10}" for c in columns)
+        cells = "".join(f"{m[c]:>{w}.4f}" if c in m and m[c] is not None else f"{'-':>{w}}"
+                        for c, w in zip(columns, widths))
         lines.append(f"{split:<22}{int(m.get('n_items', 0)):>6}{cells}")
+    assumed = {s: m for s, m in split_metrics.items() if m.get("ceiling_n_assumed")}
+    if any(c.startswith("ceiling_") for c in columns) and assumed:
+        n = next(iter(assumed.values()))["assumed_n"]
+        lines.append(f"ceiling: expected score of the true distribution against a sample of each item's N; "
+                     f"N={n:,.0f} ASSUMED for {sum(int(m['ceiling_n_assumed']) for m in assumed.values())} "
+                     "items without a respondent count")
     return "\n".join(lines)
 
 

@@ -18,13 +18,15 @@ from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.baselines import BASELINES
 from survey_sim.data.item import SurveyItem
-from survey_sim.data.splits import data_files, load_splits
+from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, data_files, load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation import split_metrics
+from survey_sim.group_metrics import group_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
+from survey_sim.noise_ceiling import add_ceiling
 from survey_sim.outputs import (
     format_baselines,
     format_comparison,
@@ -56,6 +58,9 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown loss {cfg.loss.name!r}; valid: {', '.join(LOSSES)}")
     if int(cfg.permutations) < 1:
         raise ConfigError(f"permutations must be >= 1, got {cfg.permutations}")
+    assumed_n = cfg.noise_ceiling.assumed_n
+    if isinstance(assumed_n, bool) or not isinstance(assumed_n, (int, float)) or not assumed_n > 0:
+        raise ConfigError(f"noise_ceiling.assumed_n must be a positive number of respondents, got {assumed_n!r}")
     if uses_model(cfg):
         validate_model_config(cfg.model)
     if cfg.method.kind != "simulator" and cfg.get("calibrate"):
@@ -65,6 +70,8 @@ def validate(cfg: DictConfig) -> None:
 
 def eval_split_names(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> list[str]:
     names = list(cfg.eval_splits) if cfg.eval_splits else list(cfg.data.test_splits)
+    if not cfg.eval_splits and HELDOUT_GROUP_SPLIT in splits:  # made by data.holdout_groups
+        names.append(HELDOUT_GROUP_SPLIT)
     unknown = [n for n in names if n not in splits]
     if unknown:
         raise ConfigError(f"evaluation split(s) {unknown} unknown; available: {sorted(splits)}")
@@ -184,12 +191,17 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         from survey_sim.model.runner import run_simulator
         rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir, logger)
 
+    for name in eval_names:
+        add_ceiling(rows.get(name, []), float(cfg.noise_ceiling.assumed_n))
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
     if cfg.get("compare_with"):
         from survey_sim.baselines.runner import compare_with_baselines
         extra["baselines"] = compare_with_baselines(OmegaConf.to_container(cfg.compare_with, resolve=True),
                                                     splits, eval_names, int(cfg.permutations))
     metrics = {"run": settings, "splits": by_split, "history": history, **extra}
+    groups = {name: group_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    if any(groups.values()):
+        metrics["groups"] = {name: block for name, block in groups.items() if block}
     if not is_main_process():  # other ranks of a multi-process run: rank 0 writes and prints
         return metrics
     atomic_write_json(out_dir / "run_info.json", {**run_info(data_files(evaluated_data(cfg))),

@@ -9,6 +9,14 @@ A template is data (conf/prompt/*.yaml or a mapping with the same fields):
 and the model's next token after it is read at the option letters. The built-in `paper` template
 reproduces the prompt of Cao et al. (NAACL 2025) byte for byte.
 
+A subgroup item (one with `attributes`, e.g. women aged 18-29 in Japan) replaces the instruction by a
+steering format's (conf/steering/*.yaml: `bio`, a first-person biography; `qa`, a question-answer
+preamble; `portray`, an instruction to answer as a member of the group; `none`, the country instruction
+with the attributes unsaid): `instruction_<lang>` with {country} and {description}, the description being
+the attributes' phrases (`attribute_<lang>`: label -> phrase with {value}, "*" for any other label with
+{attribute}) joined by `joiner_<lang>`, values translated by `values_<lang>` where given. Items without
+attributes always get the template's own instruction, so the country prompt is unchanged by any steering.
+
 Chat models get everything but the answer prefix as the user turn of their chat template, and the answer
 prefix (leading whitespace removed) opens the assistant turn. The rendered text is tokenized once without
 special tokens, since chat templates already contain the BOS where the model wants one; plain prompts are
@@ -57,15 +65,19 @@ TEMPLATES: dict[str, dict[str, str]] = {
 }
 
 
-def _fields(name: str, kind: str, value: str) -> set[str]:
+def _fields(name: str, kind: str, value: str, allowed: set[str] | None = None,
+            what: str = "prompt template") -> set[str]:
+    """The placeholders of a format string; ConfigError if malformed or not in `allowed` (default: the
+    template field kind's)."""
+    allowed = _PLACEHOLDERS[kind] if allowed is None else allowed
     try:
         found = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
     except ValueError as err:
-        raise ConfigError(f"prompt template {name!r}, field {kind!r}: malformed format string {value!r}: {err}") from None
-    unknown = found - _PLACEHOLDERS[kind]
+        raise ConfigError(f"{what} {name!r}, field {kind!r}: malformed format string {value!r}: {err}") from None
+    unknown = found - allowed
     if unknown:
-        raise ConfigError(f"prompt template {name!r}, field {kind!r}: unknown placeholder(s) {sorted(unknown)}; "
-                          f"allowed: {sorted(_PLACEHOLDERS[kind]) or 'none'} (write literal braces as {{{{ }}}})")
+        raise ConfigError(f"{what} {name!r}, field {kind!r}: unknown placeholder(s) {sorted(unknown)}; "
+                          f"allowed: {sorted(allowed) or 'none'} (write literal braces as {{{{ }}}})")
     return found
 
 
@@ -109,11 +121,53 @@ def resolve_template(template: str | Mapping) -> tuple[str, dict[str, str]]:
     return name, fields
 
 
-class PromptBuilder:
-    """Builds and tokenizes prompts from a template (a built-in name or a mapping of template fields)."""
+STEERING_NONE = "none"
 
-    def __init__(self, template: str | Mapping = "paper", *, tokenizer=None, chat_template: bool = False):
+
+def resolve_steering(steering: Mapping | None) -> dict | None:
+    """A steering format's fields (None for none); ConfigError if malformed."""
+    if steering is None:
+        return None
+    fields = {str(k): v for k, v in dict(steering).items()}
+    name = str(fields.get("name", "<custom>"))
+    if name == STEERING_NONE and set(fields) <= {"name"}:
+        return None
+    allowed = {"name"} | {f"{k}_{lang}" for k in ("instruction", "joiner", "attribute", "values") for lang in LANGUAGES}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ConfigError(f"steering format {name!r}: unknown field(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    languages = [lang for lang in LANGUAGES if f"instruction_{lang}" in fields]
+    if not languages:
+        raise ConfigError(f"steering format {name!r} defines no instruction_<lang> for any of {LANGUAGES}")
+    for lang in languages:
+        instruction = fields[f"instruction_{lang}"]
+        if not isinstance(instruction, str):
+            raise ConfigError(f"steering format {name!r}: instruction_{lang} must be a string")
+        _fields(name, f"instruction_{lang}", instruction, {"country", "description"}, "steering format")
+        if not isinstance(fields.get(f"joiner_{lang}", ""), str):
+            raise ConfigError(f"steering format {name!r}: joiner_{lang} must be a string")
+        phrases = fields.get(f"attribute_{lang}")
+        if not isinstance(phrases, Mapping) or "*" not in phrases:
+            raise ConfigError(f"steering format {name!r}: attribute_{lang} must map attribute labels to phrases "
+                              "and include '*' (any other attribute)")
+        for label, phrase in phrases.items():
+            allowed_fields = {"attribute", "value"} if label == "*" else {"value"}
+            if not isinstance(phrase, str):
+                raise ConfigError(f"steering format {name!r}: attribute_{lang}.{label} must be a string")
+            _fields(name, f"attribute_{lang}.{label}", phrase, allowed_fields, "steering format")
+        if not isinstance(fields.get(f"values_{lang}") or {}, Mapping):
+            raise ConfigError(f"steering format {name!r}: values_{lang} must map values to words")
+    return fields
+
+
+class PromptBuilder:
+    """Builds and tokenizes prompts from a template (a built-in name or a mapping of template fields) and,
+    for subgroup items, a steering format (a mapping as in conf/steering/*.yaml; None: no steering)."""
+
+    def __init__(self, template: str | Mapping = "paper", *, tokenizer=None, chat_template: bool = False,
+                 steering: Mapping | None = None):
         self.name, self.fields = resolve_template(template)
+        self.steering = resolve_steering(steering)
         self.tokenizer = tokenizer
         self.chat_template = bool(chat_template)
         if self.chat_template and tokenizer is not None and not getattr(tokenizer, "chat_template", None):
@@ -142,9 +196,24 @@ class PromptBuilder:
         options = self.fields["option_sep"].format().join(
             self.fields["option_format"].format(letter=letter, label=label)
             for letter, label in zip(item.letters, item.options))
-        user = (self._field("instruction", lang).format(country=item.prompt_group) + item.question
-                + self._field("options_header", lang).format() + options)
+        user = (self.instruction(item) + item.question + self._field("options_header", lang).format() + options)
         return user, self.answer_prefix(lang)
+
+    def instruction(self, item: SurveyItem) -> str:
+        """The text naming who answers: the template's country instruction, or for a subgroup item the
+        steering format's description of the group."""
+        lang = item.language
+        if not item.attributes or self.steering is None:
+            return self._field("instruction", lang).format(country=item.prompt_group)
+        fields = self.steering
+        if f"instruction_{lang}" not in fields:
+            raise ConfigError(f"steering format {fields.get('name')!r} has no {lang!r} version "
+                              f"(no field 'instruction_{lang}')")
+        phrases, words = fields[f"attribute_{lang}"], fields.get(f"values_{lang}") or {}
+        description = fields.get(f"joiner_{lang}", " ").join(
+            phrases.get(label, phrases["*"]).format(attribute=label, value=words.get(value, value))
+            for label, value in item.attributes)
+        return fields[f"instruction_{lang}"].format(country=item.prompt_group, description=description)
 
     def full_text(self, item: SurveyItem) -> str:
         """The whole prompt as the model sees it (chat template applied for chat models)."""

@@ -3,6 +3,12 @@
     python -m survey_sim.simulate --questionnaire my_questions.yaml --countries "Kenya,JPN,Peru" \\
         --run outputs/2025-01-01/12-00-00-smollm2_135m-ft-kl --out sim/
 
+With `--groups "sex=female;age=18-29"` (groups separated by ";", the attributes of one group by ",", e.g.
+"sex=female,age=18-29"; or a YAML/JSON file with a list of {attribute: value} mappings) each country is
+simulated per subgroup, the group described by the run's steering format (conf/steering/; `--steering`
+overrides it). Attribute labels and values are checked against the attribute definitions the run's data
+used (conf/data/attributes/wvs7.yaml without a run).
+
 The model is a run folder of `survey_sim.run` (its model config, prompt, adapter and calibration.json), a
 local adapter folder or Hugging Face adapter id with `--model` naming its base model config, or a model
 config alone (`--model smollm2_135m`: zero-shot). Each prediction is averaged over cyclic shifts of the
@@ -37,7 +43,8 @@ from survey_sim.data import demo
 from survey_sim.data.countries import resolve_country
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import LETTERS, SurveyItem
-from survey_sim.errors import ConfigError, ModelUnavailableError, SurveySimError
+from survey_sim.data.subgroups import group_label
+from survey_sim.errors import ConfigError, ModelUnavailableError, SurveyDataError, SurveySimError
 from survey_sim.evaluation import expand_permutations
 from survey_sim.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from survey_sim.model.loading import context_length, load_model, load_tokenizer, validate_model_config
@@ -101,6 +108,8 @@ class ModelSpec:
     adapter: str | None = None
     temperature: float = 1.0
     provenance: dict = field(default_factory=dict)
+    steering: dict | None = None  # the steering format of subgroup prompts (None: none)
+    attributes: dict = field(default_factory=dict)  # attribute definitions of the run's data
 
 
 def _model_config(name_or_path: str) -> DictConfig:
@@ -169,8 +178,12 @@ def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration:
         "run_data": run_data, "calibration": _run_calibration(run_dir, calibration),
         **(_adapter_info(str(adapter)) if has_adapter else {"adapter": None}),
     }
+    steering = cfg.get("steering")
+    attributes = data.get("attributes") or (data.get("demo") or {}).get("attributes")
     return ModelSpec(model_cfg, prompt or OmegaConf.to_container(cfg.prompt, resolve=True),
-                     str(adapter) if has_adapter else None, provenance["calibration"]["temperature"], provenance)
+                     str(adapter) if has_adapter else None, provenance["calibration"]["temperature"], provenance,
+                     steering_format("bio") if steering is None else OmegaConf.to_container(steering, resolve=True),
+                     OmegaConf.to_container(attributes, resolve=True) if attributes else default_attributes())
 
 
 def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
@@ -192,10 +205,80 @@ def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, 
         path = resolve_adapter(adapter)
         return ModelSpec(model_cfg, prompt or "paper", path, 1.0,
                          {"run": None, "method": "adapter", "calibration": no_cal, **_adapter_info(path),
-                          "training_data": "unknown (adapter given without its run folder)"})
+                          "training_data": "unknown (adapter given without its run folder)"},
+                         steering_format("bio"), default_attributes())
     return ModelSpec(model_cfg, prompt or "paper", None, 1.0,
                      {"run": None, "method": "zs", "adapter": None, "calibration": no_cal,
-                      "training_data": "none (zero-shot: no survey fine-tuning)"})
+                      "training_data": "none (zero-shot: no survey fine-tuning)"},
+                     steering_format("bio"), default_attributes())
+
+
+# --------------------------------------------------------------------------------------------- groups
+
+def steering_format(name: str) -> dict | None:
+    """The shipped steering format conf/steering/NAME.yaml as a run composes it (None for none)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import MissingConfigException
+
+    from survey_sim.prompts import resolve_steering
+
+    shipped = sorted(p.stem for p in (CONF / "steering").glob("*.yaml"))
+    if name not in shipped:
+        raise ConfigError(f"unknown steering format {name!r}; shipped: {', '.join(shipped)}")
+    try:
+        with initialize_config_dir(config_dir=str(CONF / "steering"), version_base="1.3"):
+            cfg = compose(config_name=name)
+    except MissingConfigException as err:
+        raise ConfigError(f"steering format {name!r}: {err}") from None
+    return resolve_steering(OmegaConf.to_container(cfg, resolve=True))
+
+
+def default_attributes() -> dict:
+    """The WVS-7 attribute definitions (conf/data/attributes/wvs7.yaml)."""
+    return OmegaConf.to_container(OmegaConf.load(CONF / "data" / "attributes" / "wvs7.yaml"), resolve=True)
+
+
+def parse_groups(spec: str | Path, attributes: dict) -> list[tuple[tuple[str, str], ...]]:
+    """Subgroups from "sex=female;age=18-29,sex=male" (";" between groups, "," between one group's
+    attributes) or from a YAML/JSON file holding a list of {label: value} mappings; each label and value
+    must be one of the attribute definitions' (`label` and value words or band names)."""
+    from survey_sim.data.subgroups import parse_attribute
+
+    known = {}
+    for name, definition in attributes.items():
+        attribute = parse_attribute(name, definition)
+        known[attribute.label] = attribute.levels
+    path = Path(str(spec))
+    if path.suffix.lower() in (".yaml", ".yml", ".json") and path.is_file():
+        try:
+            records = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+        except (OSError, ValueError) as err:
+            raise ConfigError(f"cannot read groups file {path}: {err}") from None
+        if not isinstance(records, list) or not all(isinstance(r, dict) and r for r in records):
+            raise SurveyDataError("expected a list of {attribute: value} mappings", file=str(path))
+        groups = [tuple((str(k), str(v)) for k, v in r.items()) for r in records]
+    else:
+        groups = []
+        for text in str(spec).split(";"):
+            pairs = [p.strip() for p in text.split(",") if p.strip()]
+            if not pairs:
+                continue
+            if any("=" not in p for p in pairs):
+                raise ConfigError(f"group {text.strip()!r}: expected attribute=value pairs separated by ','")
+            groups.append(tuple((k.strip(), v.strip()) for k, v in (p.split("=", 1) for p in pairs)))
+    if not groups:
+        raise ConfigError(f"no groups in {str(spec)!r} (e.g. --groups 'sex=female;age=18-29')")
+    for group in groups:
+        labels = [label for label, _ in group]
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"group {dict(group)}: an attribute appears twice")
+        for label, value in group:
+            if label not in known:
+                raise ConfigError(f"group {dict(group)}: unknown attribute {label!r}; known: {sorted(known)}")
+            if value not in known[label]:
+                raise ConfigError(f"group {dict(group)}: {label} has no value {value!r}; values: "
+                                  f"{list(known[label])}")
+    return list(dict.fromkeys(groups))
 
 
 class LoadedSimulator:
@@ -205,7 +288,8 @@ class LoadedSimulator:
         self.spec = spec
         cfg = spec.model_cfg
         self.tokenizer = load_tokenizer(cfg)
-        self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template))
+        self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template),
+                                     steering=spec.steering)
         self.batch_size = int(batch_size or cfg.eval_batch_size)
         backbone = load_model(cfg)
         if spec.adapter is not None:
@@ -267,7 +351,8 @@ def tidy_table(items: Sequence[SurveyItem], stats: Sequence[dict]) -> pd.DataFra
         entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
         for j, label in enumerate(item.options):
             records.append({
-                "country": item.group, "question_id": item.question_id, "question": item.question,
+                "country": item.country, "group": item.group, "question_id": item.question_id,
+                "question": item.question, **{f"attribute:{k}": v for k, v in item.attributes},
                 "option_index": j, "letter": LETTERS[j], "option": label, "probability": float(p[j]),
                 "probability_low": float(s["low"][j]), "probability_high": float(s["high"][j]),
                 "probability_std": float(s["std"][j]), "predicted_majority": item.options[top],
@@ -343,8 +428,10 @@ def _sha256(path: Path) -> str:
 def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str | Path, *, language: str = "en",
              run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
              prompt: str | None = None, permutations: int | None = None, calibration: bool = True,
-             batch_size: int | None = None, figures: bool = True) -> dict:
-    """Simulate every country x question; write the table, metadata, README and figures to `out`.
+             batch_size: int | None = None, figures: bool = True, groups: str | Path | None = None,
+             steering: str | None = None) -> dict:
+    """Simulate every country x question (x subgroup of `groups`, see `parse_groups`); write the table,
+    metadata, README and figures to `out`. `steering` names a steering format replacing the run's.
 
     `permutations`: cyclic shifts averaged per item (None: all K shifts). Returns the metadata written to
     metadata.json, with "files" listing the outputs.
@@ -359,7 +446,12 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
     spec = resolve_model(run=run, adapter=adapter, model=model, prompt=prompt, calibration=calibration)
     demo_run = (spec.provenance.get("run_data") or {}).get("source") == "demo"
     names = resolve_countries(countries, extra=demo.COUNTRIES if demo_run else ())
+    if steering is not None:
+        spec.steering = steering_format(steering)
+    subgroups = parse_groups(groups, spec.attributes) if groups is not None else []
     items = [it for q in questions for it in q.items(names, language, source=f"questionnaire:{Path(questionnaire).name}")]
+    if subgroups:
+        items = [it.with_(group=group_label(it.country, g), attributes=g) for it in items for g in subgroups]
     expanded, base = expand_permutations(items, permutations or MAX_OPTIONS)
     log.info("simulating %d questions x %d countries (%d prompts)", len(questions), len(names), len(expanded))
     sim = LoadedSimulator(spec, batch_size)
@@ -382,6 +474,8 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
         "questionnaire": {"file": str(Path(questionnaire).resolve()), "sha256": _sha256(Path(questionnaire)),
                           "questions": [q.id for q in questions]},
         "countries": names,
+        **({"groups": [dict(g) for g in subgroups],
+            "steering": (spec.steering or {}).get("name", "none")} if subgroups else {}),
         "permutations": {"requested": permutations or "all", "per_item": sorted(set(table["n_permutations"]))},
         "uncertainty": "probability_low/high: min and max over the cyclic shifts of the option order (order "
                        "sensitivity of the model, not sampling error); equal to probability when one shift",
@@ -396,13 +490,14 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
                                                                  "table": table.to_dict("records")})
     if figures:
         q_used, c_used = set(), set()
-        for qid, part in table.groupby("question_id", sort=False):
+        plotted = table.assign(country=table["group"])  # one bar / heatmap per country, or per subgroup
+        for qid, part in plotted.groupby("question_id", sort=False):
             fig = plot_question(part, caption=CAUTION)
             files[f"question:{qid}"] = save_figure(fig, figures_dir / f"question_{_slug(qid, q_used)}.png")
-        for country, part in table.groupby("country", sort=False):
+        for country, part in plotted.groupby("country", sort=False):
             fig = plot_country(part, caption=CAUTION)
             files[f"country:{country}"] = save_figure(fig, figures_dir / f"country_{_slug(country, c_used)}.png")
-        fig = plot_diversity(model_diversity(table), reference, note=reference_note, caption=CAUTION)
+        fig = plot_diversity(model_diversity(plotted), reference, note=reference_note, caption=CAUTION)
         files["diversity"] = save_figure(fig, figures_dir / "diversity.png")
     metadata["files"] = {k: str(Path(v).relative_to(out)) for k, v in files.items()}
     atomic_write_text(out / "README.md", _readme(metadata))
@@ -428,6 +523,8 @@ def _readme(m: dict) -> str:
          f"(per item: {m['permutations']['per_item']})"),
         f"- questionnaire: {m['questionnaire']['file']} (sha256 {m['questionnaire']['sha256'][:12]})",
         f"- countries: {', '.join(m['countries'])}",
+        *([(f"- groups: {'; '.join(', '.join(f'{k}={v}' for k, v in g.items()) for g in m['groups'])} "
+            f"(steering format {m['steering']})")] if m.get("groups") else []),
         f"- {m['human_reference']}",
         f"- uncertainty: {m['uncertainty']}", "",
         "Files: " + ", ".join(sorted(set(m["files"].values()))), ""])
@@ -452,6 +549,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--countries", required=True,
                    help="comma-separated names, ISO codes or named sets (C1, C2, C3, C'1), e.g. 'Kenya,JPN,C3'")
     p.add_argument("--language", default="en", choices=["en", "zh"], help="language of the prompt (default en)")
+    p.add_argument("--groups", help="subgroups per country: 'sex=female;age=18-29' (';' between groups, ',' "
+                                    "between one group's attributes) or a YAML/JSON list of mappings")
+    p.add_argument("--steering", help="steering format of subgroup prompts (bio, qa, portray, none); "
+                                      "default: the run's, else bio")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--run", help="a run folder of survey_sim.run (adapter, config, calibration.json)")
     src.add_argument("--adapter", help="a local adapter folder or a Hugging Face adapter id (needs --model)")
@@ -477,7 +578,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = simulate(args.questionnaire, args.countries, args.out, language=args.language, run=args.run,
                         adapter=args.adapter, model=args.model, prompt=args.prompt,
                         permutations=args.permutations, calibration=not args.no_calibration,
-                        batch_size=args.batch_size, figures=not args.no_figures)
+                        batch_size=args.batch_size, figures=not args.no_figures, groups=args.groups,
+                        steering=args.steering)
     except SurveySimError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -237,3 +237,64 @@ def test_incomplete_language_and_unknown_name():
         PromptBuilder(cfg)
     with pytest.raises(ConfigError, match=r"unknown prompt template 'fancy'.*\['paper', 'plain'\]"):
         PromptBuilder("fancy")
+
+
+# ---- subgroup steering formats -----------------------------------------------------------------------------
+
+STEERING = Path(__file__).resolve().parents[1] / "conf" / "steering"
+
+
+def steering(name: str) -> dict:
+    """A shipped steering format as a run composes it (its defaults merged)."""
+    from hydra import compose, initialize_config_dir
+
+    import survey_sim.run  # noqa: F401  (registers the run-name resolver)
+
+    with initialize_config_dir(config_dir=str(STEERING.parent), version_base="1.3"):
+        cfg = compose("config", overrides=[f"steering={name}"])
+    return OmegaConf.to_container(cfg.steering, resolve=True)
+
+
+GROUP = {"group": "Japan | sex: female, age: 18-29", "country": "Japan",
+         "attributes": (("sex", "female"), ("age", "18-29"))}
+
+
+@pytest.mark.parametrize("name", ["bio", "qa", "portray", "none"])
+def test_country_items_keep_the_paper_prompt_under_every_steering(name):
+    for language in ("en", "zh"):
+        item = make_item(language)
+        assert PromptBuilder("paper", steering=steering(name)).build_text(item) == \
+            PromptBuilder("paper").build_text(item)
+
+
+def test_steering_formats_describe_the_group_in_english_and_chinese():
+    texts = {}
+    for name in ("bio", "qa", "portray"):
+        for language in ("en", "zh"):
+            user, prefix = PromptBuilder("paper", steering=steering(name)).build_text(make_item(language, **GROUP))
+            assert "Japan" in user and "18-29" in user and "|" not in user
+            assert prefix == PromptBuilder("paper").answer_prefix(language)
+            texts[name, language] = user
+    assert "I am female. I am 18-29 years old." in texts["bio", "en"]
+    assert "Question: What is your sex?\nAnswer: female" in texts["qa", "en"]
+    assert texts["portray", "en"].startswith(
+        "Answer the following question as if you were a person from Japan: female, aged 18-29.\n\n")
+    assert "我是女性。" in texts["bio", "zh"] and "女性" in texts["portray", "zh"] and "女性" in texts["qa", "zh"]
+    assert len(set(texts.values())) == 6
+    none_user, _ = PromptBuilder("paper", steering=steering("none")).build_text(make_item(**GROUP))
+    assert none_user.startswith("How would someone from Japan answer the following question:\n\n")
+    other = make_item(**{**GROUP, "attributes": (("religion", "none"),)})
+    assert "My religion is none." in PromptBuilder("paper", steering=steering("bio")).build_text(other)[0]
+
+
+def test_bad_steering_formats():
+    good = steering("bio")
+    with pytest.raises(ConfigError, match="unknown placeholder"):
+        PromptBuilder(steering={**good, "instruction_en": "{country} {group}"})
+    with pytest.raises(ConfigError, match="include '\\*'"):
+        PromptBuilder(steering={**good, "attribute_en": {"sex": "I am {value}."}})
+    with pytest.raises(ConfigError, match="unknown field"):
+        PromptBuilder(steering={**good, "prefix_en": "x"})
+    only_en = {k: v for k, v in good.items() if not k.endswith("_zh")}
+    with pytest.raises(ConfigError, match="no 'zh' version"):
+        PromptBuilder(steering=only_en).build_text(make_item("zh", **GROUP))

@@ -1,5 +1,5 @@
 """Baselines (uniform, question prior, leave-one-out prior, nearest neighbour, nearest countries, the model's JSON
-answer) and their registry."""
+answer, the country prior of subgroup items) and their registry."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import inspect
 
 from survey_sim.baselines.base import Baseline
 from survey_sim.baselines.country_knn import CountryKNNBaseline
+from survey_sim.baselines.country_prior import CountryPriorBaseline
 from survey_sim.baselines.json_zs import JSONZeroShotBaseline
 from survey_sim.baselines.knn import KNNBaseline
 from survey_sim.baselines.prior import PriorBaseline, PriorLOOBaseline
@@ -15,7 +16,7 @@ from survey_sim.errors import ConfigError
 
 BASELINES: dict[str, type[Baseline]] = {
     cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline, CountryKNNBaseline,
-                      JSONZeroShotBaseline)
+                               JSONZeroShotBaseline, CountryPriorBaseline)
 }
 
 
@@ -32,5 +33,6 @@ def make_baseline(name: str, **cfg) -> Baseline:
     return cls(**cfg)
 
 
-__all__ = ["BASELINES", "Baseline", "CountryKNNBaseline", "JSONZeroShotBaseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
+__all__ = ["BASELINES", "Baseline", "CountryKNNBaseline", "CountryPriorBaseline", "JSONZeroShotBaseline",
+           "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
            "UniformBaseline", "make_baseline"]

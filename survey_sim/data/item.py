@@ -15,11 +15,19 @@ class SurveyItem:
     """One survey question asked of one group, with the human answer distribution.
 
     `distribution` is aligned with `options` and `letters` and sums to 1 (it is
-    normalised on construction). `prompt_group` is the group named in the prompt:
-    it equals `group` unless a country-swap control replaced it. `option_order[i]`
+    normalised on construction). `prompt_group` is the country named in the prompt:
+    it equals `country` unless a country-swap control replaced it. `option_order[i]`
     is the index, in the original item, of the option now at position i (identity
     unless the options were shuffled), so predictions can be mapped back.
     `transforms` records every transform applied, in order.
+
+    A subgroup item (respondents of one country sharing attribute values, e.g. women aged 18-29) has
+    `attributes`, the (attribute, value) pairs in words, and a `group` naming country and attributes
+    (`survey_sim.data.subgroups.group_label`); `country` is the country (it equals `group` for a country
+    item). `n_respondents` counts the respondents with a valid answer; `n_effective` is the effective
+    sample size of the distribution (Kish's, under weights; the count when unweighted; None if unknown).
+    `country_distribution` is a subgroup item's whole-country distribution over the ORIGINAL option order
+    (normalised; transforms leave it as it is), or None.
     """
 
     group: str
@@ -37,6 +45,10 @@ class SurveyItem:
     option_order: tuple[int, ...] = ()
     transforms: tuple[str, ...] = ()
     flags: tuple[str, ...] = field(default=())
+    country: str = ""
+    attributes: tuple[tuple[str, str], ...] = ()
+    n_effective: float | None = None
+    country_distribution: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"item ({self.group!r}, question {self.question_id!r})"
@@ -49,6 +61,9 @@ class SurveyItem:
         set_(self, "letters", tuple(self.letters))
         set_(self, "transforms", tuple(self.transforms))
         set_(self, "flags", tuple(self.flags))
+        set_(self, "attributes", tuple((str(k), str(v)) for k, v in self.attributes))
+        if not self.country:
+            set_(self, "country", self.group)
         if not str(self.group).strip():
             fail("group is empty", "group")
         if not str(self.question_id).strip():
@@ -81,8 +96,16 @@ class SurveyItem:
             fail(f"unknown language {self.language!r} (expected 'en' or 'zh')", "language")
         if self.n_respondents is not None and not self.n_respondents >= 0:
             fail(f"respondent count must be >= 0, got {self.n_respondents}", "n_respondents")
+        if self.country_distribution is not None:
+            whole = tuple(float(p) for p in self.country_distribution)
+            if len(whole) != k or any(not math.isfinite(p) or p < 0 for p in whole) or sum(whole) <= 0:
+                fail(f"country_distribution {whole} is not a distribution over the {k} options",
+                     "country_distribution")
+            set_(self, "country_distribution", tuple(p / sum(whole) for p in whole))
+        if self.n_effective is not None and not self.n_effective >= 0:
+            fail(f"effective sample size must be >= 0, got {self.n_effective}", "n_effective")
         if not self.prompt_group:
-            set_(self, "prompt_group", self.group)
+            set_(self, "prompt_group", self.country)
         order = tuple(int(i) for i in self.option_order) if self.option_order else tuple(range(k))
         if sorted(order) != list(range(k)):
             fail(f"option_order {order} is not a permutation of 0..{k - 1}", "option_order")

@@ -20,6 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from survey_sim.data import demo
 from survey_sim.data.countries import canonical_country
 from survey_sim.data.item import SurveyItem
+from survey_sim.data.sources.wvs_raw import MIN_CELL
+from survey_sim.data.subgroups import select_attributes
 from survey_sim.data.transforms import country_key, select_language, stable_seed, translate_items
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.paths import data_root
@@ -70,7 +72,7 @@ class SplitSpec:
     excluded_flags: frozenset[str]
 
     def contains(self, item: SurveyItem) -> bool:
-        if country_key(item.group) not in self.countries or self.excluded_flags.intersection(item.flags):
+        if country_key(item.country) not in self.countries or self.excluded_flags.intersection(item.flags):
             return False
         return self.questions is None or question_number(item.question_id) in self.questions
 
@@ -249,7 +251,9 @@ def _load_source(cfg: dict, survey: str) -> tuple[list[SurveyItem], bool]:
     else:  # every country and question: the registry chooses (a set may list countries the file lacks)
         results = [sources.build_wvs_items(
             root / _files(files["raw"])[0], root / _files(files["questionnaire"])[0],
-            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents", 1000)))]
+            weighted=bool(cfg.get("weighted", False)), min_respondents=int(cfg.get("min_respondents") or 0),
+            group_by=select_attributes(cfg.get("attributes") or {}, cfg.get("group_by") or []),
+            min_cell=int(cfg.get("min_cell") or MIN_CELL))]
     for res in results:
         log.info("%s", res.summary())
     processed = (cfg["source"] if survey == "wvs" else cfg.get("pew_source", "processed")) == "processed"
@@ -264,7 +268,7 @@ def assign(spec: SplitSpec, pool: Iterable[SurveyItem], *, check_data_type: bool
     for item in pool:
         if not spec.contains(item):
             continue
-        key = (country_key(item.group), item.flags, item.question_id, item.language)
+        key = (country_key(item.country), item.attributes, item.flags, item.question_id, item.language)
         have = chosen.get(key)
         if have is None or (have.split != spec.data_type and item.split == spec.data_type):
             chosen[key] = item
@@ -290,6 +294,48 @@ def _check_item_caps(limit, requested: dict[str, str], where: str) -> None:
     if unknown:
         raise ConfigError(f"{where}: max_items_per_split names split(s) {unknown} that the run does not load; "
                           f"loaded: {sorted(requested)}")
+
+
+HELDOUT_GROUP_SPLIT = "test-unseen-group"
+
+
+def hold_out_groups(splits: dict[str, list[SurveyItem]], holdout: dict, train_key: str | None,
+                    val_key: str | None) -> dict[str, list[SurveyItem]]:
+    """Hold subgroups out of training: `holdout` maps attribute labels to a value or a list of values (every
+    attribute given must match), and optionally `countries` to a list (countries x subgroups; default every
+    country). Matching training items move to the split `test-unseen-group` (held-out groups x training
+    questions); matching validation items are dropped (counted, logged), so that nothing fitted or
+    selected sees the held-out groups; test splits keep them (the groups on unseen questions or countries).
+    ConfigError if the holdout is malformed or matches no training item.
+    """
+    if not isinstance(holdout, dict) or not holdout:
+        raise ConfigError(f"holdout_groups must map attribute labels to values, got {holdout!r}")
+    if not train_key:
+        raise ConfigError("holdout_groups needs a training split (train_split) to hold groups out of")
+    conditions = {str(k): {str(v) for v in (vals if isinstance(vals, list) else [vals])}
+                  for k, vals in holdout.items() if k != "countries"}
+    countries = holdout.get("countries")
+    country_set = None if countries is None else {country_key(str(c)) for c in countries}
+
+    def held(item: SurveyItem) -> bool:
+        attrs = dict(item.attributes)
+        return (bool(item.attributes) and all(attrs.get(k) in vals for k, vals in conditions.items())
+                and (country_set is None or country_key(item.country) in country_set))
+
+    out = dict(splits)
+    moved = [it for it in splits[train_key] if held(it)]
+    if not moved:
+        present = sorted({f"{k}: {v}" for it in splits[train_key] for k, v in it.attributes})
+        raise ConfigError(f"holdout_groups {holdout} matches no training item; attribute values present: "
+                          f"{present or 'none (the items have no subgroup attributes)'}")
+    out[train_key] = [it for it in splits[train_key] if not held(it)]
+    out[HELDOUT_GROUP_SPLIT] = moved
+    if val_key and val_key in splits:
+        out[val_key] = [it for it in splits[val_key] if not held(it)]
+        log.info("holdout_groups %s: %d validation items of the held-out groups dropped", holdout,
+                 len(splits[val_key]) - len(out[val_key]))
+    log.info("holdout_groups %s: %d training items moved to %s", holdout, len(moved), HELDOUT_GROUP_SPLIT)
+    return out
 
 
 def item_cap(limit, key: str) -> int | None:
@@ -379,6 +425,10 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
             raw.update(translated)
             for key, rep in reports.items():
                 filters[key] += f", in {language} ({rep['skipped']} items without translation skipped)"
+    if cfg.get("holdout_groups"):
+        raw = hold_out_groups(raw, cfg["holdout_groups"], requested.get("train") and "train",
+                              requested.get("val") and "val")
+        filters[HELDOUT_GROUP_SPLIT] = f"training items of the held-out groups {cfg['holdout_groups']}"
     seed = int(cfg.get("seed") or 0)
     hold_out_dev(raw)
     out = {}

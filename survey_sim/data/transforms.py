@@ -44,10 +44,10 @@ def country_swap(items: Iterable[SurveyItem], countries: Sequence[str], seed: in
     pool = sorted(set(countries))
     out = []
     for item in items:
-        own = country_key(item.group)
+        own = country_key(item.country)
         others = [c for c in pool if country_key(c) != own]
         if not others:
-            raise ConfigError(f"country swap: no country other than {item.group!r} in the pool {pool}")
+            raise ConfigError(f"country swap: no country other than {item.country!r} in the pool {pool}")
         other = _rng(seed, "country_swap", item).choice(others)
         out.append(item.with_(prompt_group=other, transforms=(*item.transforms, f"country_swap:{other}")))
     return out
@@ -164,7 +164,7 @@ def apply_transforms(splits: Mapping[str, list[SurveyItem]], data_cfg) -> dict[s
     get = data_cfg.get
     seed = int(get("seed") or 0)
     control, shuffle = get("control") or False, get("shuffle") or {}
-    pool = list(get("control_countries") or sorted({it.group for v in splits.values() for it in v}))
+    pool = list(get("control_countries") or sorted({it.country for v in splits.values() for it in v}))
     out = {}
     for name, items in splits.items():
         role = "train" if name == "train" else "eval"

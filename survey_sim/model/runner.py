@@ -81,6 +81,10 @@ def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor
                               f"anchor.fit=false")
     return Anchor(str(a.base), str(a.rule), splits.get("train") or [], base_options=a.get("base_options") or {},
                   fit_model_scale=bool(a.get("fit_model_scale", True)))
+def steering_config(cfg: DictConfig) -> dict | None:
+    """The run's steering format for subgroup items (conf/steering/), as a plain mapping."""
+    steering = cfg.get("steering")
+    return None if steering is None else OmegaConf.to_container(steering, resolve=True)
 
 
 def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_names: list[str], tokenizer,
@@ -93,7 +97,8 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
     data = dict(expanded)
     if train:
         data["train"] = splits["train"]
-    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
+                            steering=steering_config(cfg))
     share_prefix = bool(cfg.trainer.get("share_prefix", False))
     if share_prefix and cfg.model.get("trust_remote_code"):
         log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "

@@ -17,6 +17,7 @@ from survey_sim.report.plots import (
     diversity_points,
     find_items,
     plot_diversity,
+    plot_group_differences,
     plot_items,
     plot_loss_curves,
     plot_per_country,
@@ -84,6 +85,9 @@ def write_plots(groups: list[RunGroup], runs: list[Run], splits: list[str], plot
                                  plot_dir / f"accuracy_per_country_{name}.png"))
         if any(len(diversity_points(g, split)) for g in groups):
             files.append(save_figure(plot_diversity(groups, split), plot_dir / f"diversity_{name}.png"))
+        differences = plot_group_differences(groups, split)
+        if differences is not None:
+            files.append(save_figure(differences, plot_dir / f"group_differences_{name}.png"))
     loss = plot_loss_curves(runs)
     if loss is not None:
         files.append(save_figure(loss, plot_dir / "loss_curves.png"))
@@ -125,10 +129,55 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
     for table in report.tables.values():
         better = {True: "higher", False: "lower", None: "closer to 0"}[table.higher_is_better]
         lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
+    lines += _subgroup_section(groups, report.splits)
     plots = [f for f in report.files if f.suffix == ".png"]
     if plots:
         lines += ["## Figures", ""] + [f"![{f.stem}](plots/{f.name})" for f in plots] + [""]
     return "\n".join(lines)
+
+
+def _subgroup_section(groups: list[RunGroup], splits: list[str]) -> list[str]:
+    """Markdown tables of 1-JSD per attribute value and of the between-group differences, per split with
+    subgroup items (none otherwise)."""
+    from survey_sim.group_metrics import group_metrics
+
+    lines = []
+    for split in splits:
+        blocks = {}
+        for g in groups:
+            items = g.items()
+            items = items[items["split"] == split]
+            if "attributes" in items and len(items):
+                block = group_metrics(items.to_dict("records"))
+                if block:
+                    blocks[g.label] = block
+        if not blocks:
+            continue
+        values = sorted({v for b in blocks.values() for v in b["by_value"]})
+        attributes = sorted({a for b in blocks.values() for a in b["differences"]})
+        lines += [f"## Subgroups: {split}", "", "1-JSD per attribute value (mean over items):", "",
+                  "| | " + " | ".join(values) + " |", "|---|" + "---|" * len(values)]
+        for label, b in blocks.items():
+            cells = [f"{b['by_value'][v]['jsd']:.3f}" if v in b["by_value"] else "–" for v in values]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines += ["", ("Differences between groups that differ in one attribute (same country, question and other "
+                       "attributes): correlation r of model and human differences in mean answer position, "
+                       "their mean absolute error, and the mean total variation between the groups' "
+                       "distributions, human vs model (a model blind to the group has 0)."), "",
+                  "| | " + " | ".join(f"{a}: r | {a}: MAE | {a}: TV human/model" for a in attributes) + " |",
+                  "|---|" + "---|" * (3 * len(attributes))]
+        for label, b in blocks.items():
+            cells = []
+            for a in attributes:
+                d = b["differences"].get(a)
+                if d is None:
+                    cells += ["–"] * 3
+                else:
+                    cells += ["–" if d["corr"] is None else f"{d['corr']:.2f}", f"{d['mae']:.3f}",
+                              f"{d['human_tv']:.3f} / {d['model_tv']:.3f}"]
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits: list[str] | None = None,
@@ -167,5 +216,5 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits:
 
 __all__ = ["Report", "Run", "RunGroup", "SkippedRun", "Table", "build_report", "build_table", "choose_items",
            "collect_runs", "diversity_points", "group_runs", "load_paper_numbers", "plot_diversity",
-           "plot_items", "plot_loss_curves", "plot_per_country", "results_frame", "save_figure",
+           "plot_group_differences", "plot_items", "plot_loss_curves", "plot_per_country", "results_frame", "save_figure",
            "select_splits", "table_frame", "to_latex", "to_markdown", "write_plots"]

@@ -143,3 +143,44 @@ def plot_items(group: RunGroup, keys: list[ItemKey]) -> Figure | None:
     axes[0].legend(fontsize=8)
     fig.suptitle(group.label)
     return fig
+
+
+def group_difference_points(group: RunGroup, split: str) -> pd.DataFrame:
+    """Between-group differences (survey_sim.group_metrics.difference_points) of a run group on `split`."""
+    from survey_sim.group_metrics import difference_points
+
+    items = _split_items(group, split)
+    if "attributes" not in items or not len(items):
+        return pd.DataFrame()
+    return pd.DataFrame.from_records(difference_points(items.to_dict("records")))
+
+
+def plot_group_differences(groups: list[RunGroup], split: str) -> Figure | None:
+    """Model vs human differences between subgroups (mean answer position of one value minus the other's,
+    for items that differ only in that attribute): one panel per run group, one colour per attribute; the
+    diagonal is a simulator that reproduces the human differences. None without subgroup items."""
+    frames = [(g, group_difference_points(g, split)) for g in groups]
+    frames = [(g, f) for g, f in frames if len(f)]
+    if not frames:
+        return None
+    fig = Figure(figsize=(4.2 * len(frames), 4.2), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(frames), sharex=True, sharey=True))
+    lim = max(0.05, *(float(np.abs(f[["human_diff", "model_diff"]].to_numpy()).max()) for _, f in frames)) * 1.05
+    for ax, (g, points) in zip(axes, frames):
+        ax.plot([-lim, lim], [-lim, lim], color="grey", lw=0.8, ls="--")
+        ax.axhline(0, color="lightgrey", lw=0.5)
+        ax.axvline(0, color="lightgrey", lw=0.5)
+        for attribute, sub in points.groupby("attribute"):
+            corr = np.corrcoef(sub["human_diff"], sub["model_diff"])[0, 1] if len(sub) > 2 and \
+                sub["model_diff"].std() > 0 and sub["human_diff"].std() > 0 else float("nan")
+            r = f"r={corr:.2f}" if np.isfinite(corr) else "r undefined: no variation"
+            ax.scatter(sub["human_diff"], sub["model_diff"], s=8, alpha=0.6,
+                       label=f"{attribute} ({sub['values'].iloc[0]}, ...; {r})")
+        ax.set_xlim(-lim, lim)
+        ax.set_ylim(-lim, lim)
+        ax.set_title(g.label, fontsize=9)
+        ax.set_xlabel("human difference (mean answer position)")
+        ax.legend(fontsize=7, loc="upper left")
+    axes[0].set_ylabel("model difference")
+    fig.suptitle(f"{split}: differences between subgroups, model vs human")
+    return fig

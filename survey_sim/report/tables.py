@@ -13,7 +13,7 @@ import yaml
 
 from survey_sim.errors import SurveyDataError
 from survey_sim.metrics import bootstrap_ci
-from survey_sim.report.collect import Run, RunGroup
+from survey_sim.report.collect import ITEM_KEY, Run, RunGroup
 
 # metric -> (title, higher is better; None: closer to 0 is better)
 TABLE_METRICS = {
@@ -26,6 +26,7 @@ TABLE_METRICS = {
 SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
                "test-unseen-country", "test-unseen-question", "test-unseen-both")
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+CEILING_LABEL = "noise ceiling"
 
 
 def ordered_splits(names) -> list[str]:
@@ -67,6 +68,8 @@ class Table:
     splits: list[str]
     rows: list[TableRow]
     n_boot: int
+    ceiling: dict[str, Cell] = field(default_factory=dict)  # noise ceiling per split (jsd and emd tables)
+    ceiling_note: str = ""
 
     @property
     def title(self) -> str:
@@ -142,7 +145,30 @@ def build_table(groups: list[RunGroup], metric: str, splits: list[str], n_boot: 
             lo, hi = bootstrap_ci(values, n=n_boot, seed=seed) if n_boot > 0 else (None, None)
             cells[split] = Cell(float(values.mean()), lo, hi, int(values.size))
         rows.append(TableRow(group.label, len(group.runs), cells, _paper_for(group, metric, paper or [])))
-    return Table(metric, list(splits), rows, n_boot)
+    ceiling, note = noise_ceiling_cells(groups, metric, splits)
+    return Table(metric, list(splits), rows, n_boot, ceiling, note)
+
+
+def noise_ceiling_cells(groups: list[RunGroup], metric: str, splits: list[str]) -> tuple[dict[str, Cell], str]:
+    """Per split, the mean noise ceiling `ceiling_<metric>` over the split's items (each item once, from the
+    runs whose predictions carry it), and a note on the N used; empty for metrics without a ceiling."""
+    column = f"ceiling_{metric}"
+    frames = [g.items() for g in groups if column in g.items()]
+    if not frames:
+        return {}, ""
+    items = pd.concat(frames, ignore_index=True).dropna(subset=[column]).drop_duplicates(ITEM_KEY)
+    cells, assumed, sizes = {}, 0, set()
+    for split in splits:
+        in_split = items[items["split"] == split]
+        if len(in_split):
+            cells[split] = Cell(float(in_split[column].mean()), n_items=len(in_split))
+            flagged = in_split["ceiling_n_assumed"].fillna(False).astype(bool)
+            assumed += int(flagged.sum())
+            sizes.update(in_split.loc[flagged, "ceiling_n"].astype(float))
+    note = "expected score of the true distribution against a multinomial sample of each item's N"
+    if assumed:
+        note += f"; N={'/'.join(f'{n:,.0f}' for n in sorted(sizes))} ASSUMED for {assumed} items without a count"
+    return cells, note
 
 
 def table_frame(table: Table) -> pd.DataFrame:
@@ -157,6 +183,8 @@ def table_frame(table: Table) -> pd.DataFrame:
         avg = row.avg(table.splits)
         rec["Avg"] = np.nan if avg is None else avg
         records[row.label] = rec
+    if table.ceiling:
+        records[CEILING_LABEL] = {s: table.ceiling[s].value if s in table.ceiling else np.nan for s in table.splits}
     return pd.DataFrame.from_dict(records, orient="index")
 
 
@@ -198,13 +226,26 @@ def _n_items(table: Table) -> list[str]:
     return out + [""]
 
 
+def _ceiling_cells(table: Table) -> list[str]:
+    out = []
+    for s in table.splits:
+        out.append(f"{table.ceiling[s].value:.3f}" if s in table.ceiling else "–")
+        if s in table.paper_splits:
+            out.append("")
+    return out + [""]
+
+
 def to_markdown(table: Table) -> str:
     head = ["", "runs", *_columns(table), "Avg"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in table.rows:
         cells = _cells(table, row, lambda lo, hi: f" [{lo:.3f}, {hi:.3f}]", lambda t: f"**{t}**")
         lines.append("| " + " | ".join([row.label, str(row.n_runs), *cells]) + " |")
+    if table.ceiling:
+        lines.append("| " + " | ".join([f"*{CEILING_LABEL}*", "", *_ceiling_cells(table)]) + " |")
     lines.append("| " + " | ".join(["*n items*", "", *_n_items(table)]) + " |")
+    if table.ceiling_note:
+        lines += ["", f"Noise ceiling: {table.ceiling_note}."]
     return "\n".join(lines)
 
 
@@ -228,6 +269,8 @@ def to_latex(table: Table) -> str:
                        lambda t: rf"\textbf{{{t}}}")
         lines.append(" & ".join([latex_escape(row.label), *cells]) + r" \\")
     lines.append(r"\midrule")
+    if table.ceiling:
+        lines.append(" & ".join([rf"\textit{{{CEILING_LABEL}}}", *_ceiling_cells(table)]) + r" \\")
     lines.append(" & ".join([r"\textit{n items}", *_n_items(table)]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines)

@@ -225,22 +225,24 @@ def test_raw_tables_with_random_codes(examples, tmp_path_factory):
     def check(frame, weighted):
         raw = folder / "raw.csv"
         frame.to_csv(raw, index=False)
-        result = build_wvs_items(raw, book, weighted=weighted, min_respondents=1)
+        result = build_wvs_items(raw, book, weighted=weighted, min_respondents=1, excluded_countries=())
         built = {(it.group, it.question_id): it for it in result.items}
         for code in frame["B_COUNTRY"].unique():
             rows = frame[frame["B_COUNTRY"] == code]
             for qid, codes in (("1", [1, 2, 3]), ("2", [0, 1, 2])):
-                counts = Counter()
+                counts, used = Counter(), []
                 for answer, weight in zip(rows[f"Q{qid}"], rows["W_WEIGHT"]):
                     if answer >= 0:
                         counts[answer] += weight if weighted else 1
+                        used.append(weight if weighted else 1.0)
                 key = (ISO_NUMERIC[int(code)], qid)
                 if not counts:
                     assert key not in built and (f"{key[0]}/Q{qid}" in [s for s, _ in result.skipped])
                     continue
                 total = sum(counts.values())
                 assert built[key].distribution == pytest.approx([counts[c] / total for c in codes])
-                assert built[key].n_respondents == pytest.approx(total)
+                assert built[key].n_respondents == len(used)
+                assert built[key].n_effective == pytest.approx(sum(used) ** 2 / sum(w * w for w in used))
 
     check()
 

@@ -92,7 +92,7 @@ def expected_counts(frame, code, qid, weighted=False):
 def test_builds_unweighted_distributions(files, caplog):
     raw, book, frame = files
     with caplog.at_level(logging.WARNING):
-        result = build_wvs_items(raw, book)
+        result = build_wvs_items(raw, book, min_respondents=1000)
     items = {(it.group, it.question_id): it for it in result.items}
     assert sorted({g for g, _ in items}) == ["Andorra", "Germany", "Taiwan ROC"]  # Libya: 300 < 1000
     assert {q for _, q in items} == {"1", "119", "164"}  # Q82 is excluded by default
@@ -103,7 +103,7 @@ def test_builds_unweighted_distributions(files, caplog):
     for (group, qid), item in items.items():
         code = {"Andorra": 20, "Germany": 276, "Taiwan ROC": 158}[group]
         counts = expected_counts(frame, code, qid)
-        assert item.n_respondents == sum(counts)
+        assert item.n_respondents == item.n_effective == sum(counts)
         assert item.distribution == pytest.approx([c / sum(counts) for c in counts], abs=1e-12)
     it = items["Andorra", "119"]
     assert it.letters == ("X", "A", "B", "C", "D") and it.options[0] == "Hard to say"
@@ -122,8 +122,10 @@ def test_weighted_sums_of_w_weight(tmp_path):
     andorra, germany = items
     # Andorra: A = 0.5 + 1.5, B = 2.0, D = 1.0 (the -1 row with weight 9 is dropped): total 5.0
     assert andorra.distribution == pytest.approx([2 / 5, 2 / 5, 0, 1 / 5])
-    assert andorra.n_respondents == pytest.approx(5.0)
-    assert germany.distribution == pytest.approx([0, 1 / 4, 3 / 4, 0]) and germany.n_respondents == 4.0
+    # n_respondents counts the valid answers; n_effective is Kish's (sum w)^2 / sum w^2
+    assert andorra.n_respondents == 4 and andorra.n_effective == pytest.approx(25 / 7.5)
+    assert germany.distribution == pytest.approx([0, 1 / 4, 3 / 4, 0]) and germany.n_respondents == 2.0
+    assert germany.n_effective == pytest.approx(16 / 10)
     unweighted = build_wvs_items(raw, book, min_respondents=1).items[0]
     assert unweighted.distribution == pytest.approx([2 / 4, 1 / 4, 0, 1 / 4]) and unweighted.n_respondents == 4
 
@@ -133,7 +135,7 @@ def test_filters_countries_questions_and_exclusions(files):
     result = build_wvs_items(raw, book, countries=["TWN", "andorra"], questions=["Q1", 82], exclude=())
     assert sorted((it.group, it.question_id) for it in result.items) == [
         ("Andorra", "1"), ("Andorra", "82"), ("Taiwan ROC", "1"), ("Taiwan ROC", "82")]
-    assert len(build_wvs_items(raw, book, min_respondents=1).items) == 11  # Libya now kept
+    assert len(build_wvs_items(raw, book).items) == 11  # the paper keeps every country: Libya too
     assert "94" in DEFAULT_EXCLUDED and "223" in DEFAULT_EXCLUDED
     with pytest.raises(ConfigError, match="not in questionnaire"):
         build_wvs_items(raw, book, questions=["82"])  # excluded by default

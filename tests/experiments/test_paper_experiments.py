@@ -93,7 +93,9 @@ def report_tables(sweep_dir: Path, tmp_path: Path) -> dict[str, dict]:
         header, rows = lines[0], lines[2:]
         if header[:2] != ["", "runs"]:
             continue  # the list of runs, not a metric table
-        tables[title] = {"columns": header[2:], "rows": {r[0]: r[2:] for r in rows if r[0] != "*n items*"}}
+        tables[title] = {"columns": header[2:], "rows": {r[0]: r[2:] for r in rows if r[0] != "*n items*"},
+                         "ceiling": next((r[2:] for r in rows if r[0] == "*noise ceiling*"), None)}
+        tables[title]["rows"].pop("*noise ceiling*", None)
     return tables
 
 
@@ -107,6 +109,8 @@ def check_table(tables: dict, title_start: str, rows: list[str], splits: list[st
     for label, cells in table["rows"].items():
         assert len(cells) == len(table["columns"])
         assert all(re.fullmatch(r"(\*\*)?-?\d\.\d{3}(\*\*)?", cells[i]) for i in own), (label, cells)  # all filled
+    if title_start in ("1-JSD", "EMD"):  # every split read against its noise ceiling
+        assert all(re.fullmatch(r"\d\.\d{3}", table["ceiling"][i]) for i in own[:-1]), table["ceiling"]
     return table
 
 

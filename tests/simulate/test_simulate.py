@@ -152,3 +152,36 @@ def test_bad_questionnaire_row_is_an_error(tmp_path, capsys):
     assert main(["--questionnaire", str(path), "--countries", "Kenya", "--model", "tiny_random",
                  "--out", str(tmp_path / "o")]) == 2
     assert "record 2, field 'id': duplicate question id 'q1'" in capsys.readouterr().err
+
+
+def test_groups_per_country_with_the_steering_format(questionnaire, tmp_path):
+    out = tmp_path / "groups"
+    assert main(["--questionnaire", str(questionnaire), "--countries", "Kenya,JPN", "--model", "tiny_random",
+                 "--out", str(out), "--permutations", "1", "--groups", "sex=female;sex=male,age=50+",
+                 "--steering", "portray"]) == 0
+    table = pd.read_csv(out / "simulation.csv")
+    groups = {"Kenya | sex: female", "Kenya | sex: male, age: 50+", "Japan | sex: female",
+              "Japan | sex: male, age: 50+"}
+    assert set(table["group"]) == groups and set(table["country"]) == {"Kenya", "Japan"}
+    assert set(table["attribute:sex"]) == {"female", "male"}
+    sums = table.groupby(["group", "question_id"])["probability"].sum()
+    assert len(sums) == 8 and np.allclose(sums.to_numpy(), 1.0)
+    # the groups' prompts differ, so do the predictions of one country
+    kenya = table[table["country"] == "Kenya"].groupby("group")["probability"].apply(list)
+    assert not np.allclose(*kenya.to_list())
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["groups"] == [{"sex": "female"}, {"sex": "male", "age": "50+"}] and meta["steering"] == "portray"
+    assert len(list((out / "figures").glob("country_*.png"))) == 4
+    assert "- groups: sex=female; sex=male, age=50+ (steering format portray)" in (out / "README.md").read_text()
+
+
+@pytest.mark.parametrize("groups, words", [
+    ("religion=none", "unknown attribute 'religion'"),
+    ("sex=other", "sex has no value 'other'"),
+    ("sex female", "expected attribute=value pairs"),
+    ("sex=female,sex=male", "an attribute appears twice"),
+])
+def test_bad_groups(questionnaire, tmp_path, capsys, groups, words):
+    assert main(["--questionnaire", str(questionnaire), "--countries", "Kenya", "--model", "tiny_random",
+                 "--out", str(tmp_path / "o"), "--groups", groups]) == 2
+    assert words in capsys.readouterr().err

@@ -1,8 +1,9 @@
 """The paper's item JSON (WVS train/valid/test files, Pew): read it into `SurveyItem`s and write it back.
 
 A file is a JSON list of records {id, instruction, input, options ["(A)..."], options_dist {letter:
-value}, data_type[, source][, n_respondents]}. The country is only inside `instruction`; `input` is the
-question followed by the options trailer. `options_dist` is in percent (WVS) or fractions (Pew) and is
+value}, data_type[, source][, n_respondents][, n_effective][, attributes]}. The country is only inside
+`instruction`; `attributes` {attribute: value in words} make the record a subgroup's item (survey-sim's
+extension, from `build-wvs --group-by`, with `country_dist`, its country's distribution, like options_dist); `input` is the question followed by the options trailer. `options_dist` is in percent (WVS) or fractions (Pew) and is
 normalised; letters missing from it have probability 0.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 from survey_sim.data.countries import SAMPLE_FLAGS, parse_country_label
 from survey_sim.data.item import LETTERS, SurveyItem
 from survey_sim.data.sources import SourceResult, log_skips
+from survey_sim.data.subgroups import group_label
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.io import atomic_write_json
 
@@ -195,9 +197,14 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
             fail(fld, f"expected a string, got {type(record[fld]).__name__}")
     if record.get("source") is not None and not isinstance(record["source"], str):
         fail("source", f"expected a string, got {type(record['source']).__name__}")
-    n_resp = record.get("n_respondents")
-    if n_resp is not None and not (_number(n_resp) and math.isfinite(n_resp) and n_resp >= 0):
-        fail("n_respondents", f"expected a non-negative number, got {n_resp!r}")
+    n_resp, n_eff = record.get("n_respondents"), record.get("n_effective")
+    for fld, value in (("n_respondents", n_resp), ("n_effective", n_eff)):
+        if value is not None and not (_number(value) and math.isfinite(value) and value >= 0):
+            fail(fld, f"expected a non-negative number, got {value!r}")
+    attributes = record.get("attributes") or {}
+    if not isinstance(attributes, dict) or not all(
+            isinstance(k, str) and k.strip() and isinstance(v, str) and v.strip() for k, v in attributes.items()):
+        fail("attributes", f"expected an object of attribute: value in words, got {attributes!r}")
 
     try:
         letters, labels = parse_option_texts(record["options"])
@@ -233,10 +240,18 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
     if total <= 0:
         return None, 0.0
     try:
+        pairs = tuple(attributes.items())
+        whole = record.get("country_dist")
+        if whole is not None:
+            if not isinstance(whole, dict) or set(whole) - set(letters) or not all(
+                    _number(v) and math.isfinite(v) and v >= 0 for v in whole.values()) or not sum(whole.values()):
+                fail("country_dist", f"expected an object of option letter: non-negative value, got {whole!r}")
+            whole = [float(whole.get(letter, 0.0)) for letter in letters]
         item = SurveyItem(
-            group=group, question_id=str(qid).strip(), question=question, options=labels, letters=letters,
-            distribution=values, language=lang, split=record["data_type"],
+            group=group_label(group, pairs), question_id=str(qid).strip(), question=question, options=labels,
+            letters=letters, distribution=values, language=lang, split=record["data_type"],
             source=record.get("source") or source, n_respondents=n_resp, flags=flags,
+            country=group, attributes=pairs, n_effective=n_eff, country_distribution=whole,
         )
     except SurveyDataError as exc:
         raise SurveyDataError(str(exc), file=file, record=index, field=exc.field) from None
@@ -258,13 +273,14 @@ def _check_scale(file: str, sums: list[tuple[int, float]]) -> None:
 def write_processed(items: Iterable[SurveyItem], path: str | os.PathLike) -> Path:
     """Write items in the paper's format (distributions in percent), atomically; `load_processed` reads it back.
 
-    The instruction names `item.group` (with a Pew sample suffix when flagged); `n_respondents` is kept
-    as an extra field when known.
+    The instruction names `item.country` (with a Pew sample suffix when flagged); `n_respondents` and
+    `n_effective` are kept as extra fields when known, and a subgroup's `attributes` as an object
+    {attribute: value in words}.
     """
     suffix_of = {flag: text for text, flag in SAMPLE_FLAGS.items()}
     records = []
     for item in items:
-        label = item.group
+        label = item.country
         for flag in item.flags:
             if flag in suffix_of:
                 label += f" ({suffix_of[flag].capitalize()})"
@@ -280,5 +296,12 @@ def write_processed(items: Iterable[SurveyItem], path: str | os.PathLike) -> Pat
         }
         if item.n_respondents is not None:
             record["n_respondents"] = item.n_respondents
+        if item.n_effective is not None:
+            record["n_effective"] = item.n_effective
+        if item.attributes:
+            record["attributes"] = dict(item.attributes)
+        if item.country_distribution is not None:
+            record["country_dist"] = {letter: 100.0 * item.country_distribution[orig]  # the written order
+                                      for letter, orig in zip(item.letters, item.option_order)}
         records.append(record)
     return atomic_write_json(path, records, indent=1, sort_keys=False)

@@ -1,16 +1,21 @@
-"""Build country-level items from the official WVS-7 respondent file, as the paper did.
+"""Build country-level and subgroup items from the official WVS-7 respondent file, as the paper did.
 
 The raw file (CSV, Stata .dta, SPSS .sav or Parquet) has one row per respondent: `B_COUNTRY` is the ISO
 3166-1 numeric country code, `Q1`..`Q290` hold answer codes and `W_WEIGHT` the design weight. Negative
 codes (don't know, no answer, not asked, missing) are dropped; codes 1..26 are the letters A..Z and 0 is
 X. Option and question texts come from a questionnaire file (a JSON list of {id, split, input, options}).
+
+Country-level builds follow the paper: every country in the file is kept except Northern Ireland (removed
+by name, `excluded_countries`); a minimum number of respondents per country is off unless given, and
+every country it drops is a counted, logged skip. Subgroup builds (`group_by`) split each country's
+respondents by attributes (`survey_sim.data.subgroups`) into cells, one item per (cell, question).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +33,21 @@ from survey_sim.data.sources.processed import (
     split_question,
     write_processed,
 )
+from survey_sim.data.subgroups import NO_VALUE, Attribute, group_label, kish_effective_n
 from survey_sim.errors import ConfigError, SurveyDataError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_EXCLUDED", "build_wvs_items", "read_questionnaire", "write_processed"]
+__all__ = ["DEFAULT_EXCLUDED", "EXCLUDED_COUNTRIES", "build_wvs_items", "items_from_respondents",
+           "read_questionnaire", "write_processed"]
 
 COUNTRY_COLUMN = "B_COUNTRY"
 WEIGHT_COLUMN = "W_WEIGHT"
 # Demographic and region-specific questions the paper left out: Q82, Q94-Q105, Q223.
 DEFAULT_EXCLUDED: tuple[str, ...] = ("82", *(str(q) for q in range(94, 106)), "223")
+# The paper removed Northern Ireland (surveyed with, and reported as part of, Great Britain) by name.
+EXCLUDED_COUNTRIES: tuple[str, ...] = ("Northern Ireland",)
+MIN_CELL = 100
 
 
 def _letter_code(letter: str) -> int:
@@ -165,24 +175,209 @@ def build_wvs_items(
     questionnaire_path: str | os.PathLike,
     *,
     weighted: bool = False,
-    min_respondents: int = 1000,
+    min_respondents: int = 0,
     countries: Iterable[str | int] | None = None,
     questions: Iterable[str | int] | None = None,
     language: str | None = None,
     exclude: Iterable[str | int] = DEFAULT_EXCLUDED,
+    excluded_countries: Iterable[str] = EXCLUDED_COUNTRIES,
+    group_by: Iterable[Attribute] = (),
+    min_cell: int = MIN_CELL,
 ) -> SourceResult:
-    """One item per (country, question): the answer distribution of the country's respondents.
+    """One item per (country, question), or per (country, subgroup, question) with `group_by` attributes.
 
-    Counts are unweighted (or sums of `W_WEIGHT` when `weighted`); countries with fewer than
-    `min_respondents` rows are left out; questions in `exclude` are never built. `n_respondents` is the
-    number (weighted sum) of valid answers. A country with no valid answer to a question is a counted
-    skip; a questionnaire question with no column, or an answer code without an option, is an error.
+    Distributions count respondents (or sum their `W_WEIGHT` when `weighted`). `n_respondents` is the
+    number of respondents with a valid answer, `n_effective` Kish's effective sample size of the weights
+    (the count when unweighted); a subgroup item carries its country's distribution (all its respondents
+    with a valid answer) as `country_distribution`. Countries in `excluded_countries` and countries with fewer than
+    `min_respondents` rows are left out (counted, logged skips). With attributes, a respondent without a
+    value of an attribute (missing, negative or unmapped code) is left out; a cell (country x attribute
+    values) with fewer than `min_cell` respondents, or an item with fewer than `min_cell` valid answers,
+    is a counted skip. A cell or country with no valid answer to a question is a counted skip; a
+    questionnaire question or an attribute with no column, or an answer code without an option, is an error.
     """
     raw_path, file = Path(raw_path), str(raw_path)
+    group_by = list(group_by)
     if language not in (None, "en", "zh"):
         raise ConfigError(f"language must be 'en' or 'zh', got {language!r}")
+    _check_minimums(min_respondents, min_cell)
     if not raw_path.is_file():
         raise SurveyDataError("file not found", file=file)
+    book, lang = _select_questions(questionnaire_path, language, exclude, questions)
+    attribute_columns = [a.column for a in group_by]
+    needed = [COUNTRY_COLUMN] + ([WEIGHT_COLUMN] if weighted else []) + attribute_columns \
+        + [f"Q{q['id']}" for q in book]
+    frame = _load_columns(raw_path, list(dict.fromkeys(needed)), str(questionnaire_path),
+                          {a.column: a.name for a in group_by})
+    return items_from_respondents(
+        frame, book, lang, file=file, source=raw_path.name, questionnaire=str(questionnaire_path),
+        weighted=weighted, min_respondents=min_respondents, countries=countries,
+        excluded_countries=excluded_countries, group_by=group_by, min_cell=min_cell)
+
+
+def items_from_respondents(
+    frame: pd.DataFrame,
+    book: list[dict],
+    language: str,
+    *,
+    file: str,
+    source: str,
+    questionnaire: str = "",
+    weighted: bool = False,
+    min_respondents: int = 0,
+    countries: Iterable[str | int] | None = None,
+    excluded_countries: Iterable[str] = EXCLUDED_COUNTRIES,
+    group_by: Iterable[Attribute] = (),
+    min_cell: int = MIN_CELL,
+    country_names: Mapping[int, str] = ISO_NUMERIC,
+) -> SourceResult:
+    """The items of respondent rows in the WVS-7 layout (see `build_wvs_items`, which reads them from a file):
+    `COUNTRY_COLUMN` codes named by `country_names`, `W_WEIGHT` when weighted, the attributes' columns and
+    a column Q<id> per question of `book` (`read_questionnaire`'s dicts)."""
+    group_by = list(group_by)
+    _check_minimums(min_respondents, min_cell)
+    for attr in group_by:
+        if attr.column not in frame:
+            raise SurveyDataError(f"no column {attr.column} for attribute {attr.name!r}", file=file, field=attr.column)
+    codes = _numeric(frame, COUNTRY_COLUMN, file, integer=True)
+    if codes.isna().any():
+        raise SurveyDataError("country code is empty", file=file, record=int(codes.isna().idxmax()),
+                              field=COUNTRY_COLUMN)
+    codes = codes.astype("int64")
+    unknown = sorted(set(codes.unique()) - set(country_names))
+    if unknown:
+        row = int(codes.isin(unknown).idxmax())
+        raise SurveyDataError(f"country code {unknown[0]} is not an ISO 3166-1 numeric code known to survey-sim",
+                              file=file, record=row, field=COUNTRY_COLUMN)
+    sizes = codes.value_counts().sort_index()
+    skipped: list[tuple[int | str, str]] = []
+    in_file = {country_names[int(c)] for c in sizes.index}
+    if countries is not None:
+        chosen = {resolve_country(c, known=in_file if set(in_file) - set(ISO_NUMERIC.values()) else None)
+                  for c in countries}
+        absent = sorted(chosen - in_file)
+        if absent:
+            raise ConfigError(f"countries {absent} have no respondents in {file}")
+        sizes = sizes[[country_names[int(c)] in chosen for c in sizes.index]]
+    removed = {resolve_country(c) for c in excluded_countries}
+    kept = []
+    for code, n in sizes.items():
+        name = country_names[int(code)]
+        if name in removed:
+            skipped.append((name, f"{n} respondents, country excluded by name (excluded_countries)"))
+        elif n < min_respondents:
+            skipped.append((name, f"{n} respondents, fewer than min_respondents={min_respondents}"))
+        else:
+            kept.append(int(code))
+    rows = codes.isin(kept)
+    codes = codes[rows]
+    if weighted:
+        weights = _numeric(frame, WEIGHT_COLUMN, file, integer=False)[rows]
+        if weights.isna().any() or (weights < 0).any():
+            row = int((weights.isna() | (weights < 0)).idxmax())
+            raise SurveyDataError(f"weight {frame[WEIGHT_COLUMN].loc[row]!r} is not a non-negative number",
+                                  file=file, record=row, field=WEIGHT_COLUMN)
+    else:
+        weights = pd.Series(1.0, index=codes.index)
+
+    # Cells: one per country, times one per combination of attribute values; respondents without a value of
+    # some attribute are in no cell (cell -1).
+    position = codes.map({code: pos for pos, code in enumerate(kept)}).to_numpy("int64")
+    cell = position.copy()
+    n_cells = len(kept)
+    for attr in group_by:
+        level = attr.level_of(_numeric(frame, attr.column, file, integer=False)[rows].to_numpy())
+        if (level == NO_VALUE).all() and len(level):
+            raise SurveyDataError(f"attribute {attr.name!r}: no respondent has a value (every code is missing, "
+                                  f"negative or unmapped; values: {dict(attr.values) or attr.levels})",
+                                  file=file, field=attr.column)
+        missing = int((level == NO_VALUE).sum())
+        if missing:
+            skipped.append((attr.column, (f"{missing} respondents without a value of attribute {attr.name!r} "
+                                          "(missing, negative or unmapped code) left out of the groups")))
+        cell = np.where((cell >= 0) & (level >= 0), cell * len(attr.levels) + level, -1)
+        n_cells *= len(attr.levels)
+    in_cell = cell >= 0
+    weight_values = weights.to_numpy("float64")
+    cell_sizes = np.bincount(cell[in_cell], minlength=n_cells)
+
+    tables, squares, answered, country_tables = {}, {}, {}, {}
+    for q in book:
+        column = f"Q{q['id']}"
+        answers = _numeric(frame, column, file, integer=True)[rows]
+        valid = (answers >= 0).to_numpy()
+        option_codes = [_letter_code(letter) for letter in q["letters"]]
+        bad = valid & ~answers.isin(option_codes).to_numpy()
+        if bad.any():
+            row = int(answers.index[bad.argmax()])
+            raise SurveyDataError(
+                f"answer code {int(answers[row])} has no option in questionnaire {questionnaire} "
+                f"(question {q['id']} has codes {sorted(option_codes)})", file=file, record=row, field=column)
+        if group_by:  # the whole country's distribution, whatever the respondents' attribute values
+            codes27 = position[valid] * 27 + answers.to_numpy()[valid].astype("int64")
+            country_tables[q["id"]] = np.bincount(codes27, weights=weight_values[valid],
+                                                  minlength=len(kept) * 27).reshape(len(kept), 27)[:, option_codes]
+        valid = valid & in_cell
+        cells = cell[valid] * 27 + answers.to_numpy()[valid].astype("int64")
+        w = weight_values[valid]
+        tables[q["id"]] = np.bincount(cells, weights=w, minlength=n_cells * 27).reshape(n_cells, 27)[:, option_codes]
+        squares[q["id"]] = np.bincount(cell[valid], weights=w * w, minlength=n_cells)
+        answered[q["id"]] = np.bincount(cell[valid], minlength=n_cells)
+
+    items = []
+    for index in range(n_cells):
+        country_index = _country_of(index, group_by)
+        country, attributes = country_names[kept[country_index]], _attributes_of(index, group_by)
+        label = group_label(country, attributes)
+        if group_by and cell_sizes[index] < min_cell:
+            skipped.append((label, f"{cell_sizes[index]} respondents, fewer than min_cell={min_cell}"))
+            continue
+        for q in book:
+            counts = tables[q["id"]][index]
+            total, n = float(counts.sum()), int(answered[q["id"]][index])
+            if total <= 0:
+                skipped.append((f"{label}/Q{q['id']}", "no valid answers (question not asked or all missing)"))
+                continue
+            if group_by and n < min_cell:
+                skipped.append((f"{label}/Q{q['id']}", f"{n} valid answers, fewer than min_cell={min_cell}"))
+                continue
+            n_eff = float(kish_effective_n(np.float64(total), squares[q["id"]][index])) if weighted else float(n)
+            items.append(SurveyItem(
+                group=label, question_id=q["id"], question=q["question"], options=q["options"],
+                letters=q["letters"], distribution=counts.tolist(), language=language, split=q["split"],
+                source=source, n_respondents=float(n), n_effective=n_eff, flags=q["flags"],
+                country=country, attributes=attributes,
+                country_distribution=tuple(country_tables[q["id"]][country_index]) if group_by else None,
+            ))
+    log_skips(logger, file, skipped)
+    return SourceResult(items=items, skipped=skipped, file=file)
+
+
+def _check_minimums(min_respondents, min_cell) -> None:
+    if isinstance(min_respondents, bool) or not isinstance(min_respondents, int) or min_respondents < 0:
+        raise ConfigError(f"min_respondents must be an integer >= 0, got {min_respondents!r}")
+    if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
+        raise ConfigError(f"min_cell must be an integer >= 1, got {min_cell!r}")
+
+
+def _country_of(cell: int, group_by: list[Attribute]) -> int:
+    """Country position of a cell index (cells nest attribute levels inside countries)."""
+    for attr in reversed(group_by):
+        cell //= len(attr.levels)
+    return cell
+
+
+def _attributes_of(cell: int, group_by: list[Attribute]) -> tuple[tuple[str, str], ...]:
+    """(label, value in words) of each attribute of a cell index, in group_by order."""
+    out = []
+    for attr in reversed(group_by):
+        cell, level = divmod(cell, len(attr.levels))
+        out.append((attr.label, attr.levels[level]))
+    return tuple(reversed(out))
+
+
+def _select_questions(questionnaire_path, language, exclude, questions) -> tuple[list[dict], str]:
+    """The questionnaire's questions to build (not excluded; only `questions` when given) and its language."""
     qfile = str(questionnaire_path)
     book, lang = read_questionnaire(questionnaire_path, language)
     excluded = {_question_key(q) for q in exclude}
@@ -194,7 +389,13 @@ def build_wvs_items(
         if missing:
             raise ConfigError(f"questions {missing} are not in questionnaire {qfile} (or are excluded)")
         book = [q for q in book if q["id"] in set(wanted)]
+    return book, lang
 
+
+def _load_columns(raw_path: Path, needed: list[str], qfile: str, attribute_of: dict[str, str]) -> pd.DataFrame:
+    """The `needed` columns of the raw file (names matched ignoring case) under those names; SurveyDataError
+    naming a missing column and what needs it."""
+    file = str(raw_path)
     try:
         present: dict[str, list[str]] = {}
         for column in _columns_of(raw_path):
@@ -203,10 +404,14 @@ def build_wvs_items(
         raise
     except (ValueError, OSError, UnicodeDecodeError) as exc:
         raise SurveyDataError(f"cannot read the raw file: {exc}", file=file) from None
-    needed = [COUNTRY_COLUMN] + ([WEIGHT_COLUMN] if weighted else []) + [f"Q{q['id']}" for q in book]
     for name in needed:
         if name.upper() not in present:
-            what = f"question id {name[1:]} of questionnaire {qfile}" if name.startswith("Q") else "column"
+            if name in attribute_of:
+                what = f"attribute {attribute_of[name]!r}"
+            elif name.startswith("Q"):
+                what = f"question id {name[1:]} of questionnaire {qfile}"
+            else:
+                what = "column"
             raise SurveyDataError(f"no column {name} for {what}", file=file, field=name)
         if len(present[name.upper()]) > 1:
             raise SurveyDataError(f"columns {present[name.upper()]} all match {name} (names are compared "
@@ -219,73 +424,4 @@ def build_wvs_items(
     frame.columns = needed
     if frame.empty:
         raise SurveyDataError("the file has a header but no respondent rows", file=file)
-
-    codes = _numeric(frame, COUNTRY_COLUMN, file, integer=True)
-    if codes.isna().any():
-        raise SurveyDataError("country code is empty", file=file, record=int(codes.isna().idxmax()),
-                              field=COUNTRY_COLUMN)
-    codes = codes.astype("int64")
-    unknown = sorted(set(codes.unique()) - set(ISO_NUMERIC))
-    if unknown:
-        row = int(codes.isin(unknown).idxmax())
-        raise SurveyDataError(f"country code {unknown[0]} is not an ISO 3166-1 numeric code known to survey-sim",
-                              file=file, record=row, field=COUNTRY_COLUMN)
-    sizes = codes.value_counts().sort_index()
-    skipped: list[tuple[int | str, str]] = []
-    if countries is not None:
-        chosen = {resolve_country(c) for c in countries}
-        in_file = {ISO_NUMERIC[int(c)] for c in sizes.index}
-        absent = sorted(chosen - in_file)
-        if absent:
-            raise ConfigError(f"countries {absent} have no respondents in {file}")
-        sizes = sizes[[ISO_NUMERIC[int(c)] in chosen for c in sizes.index]]
-    small = sizes[sizes < min_respondents]
-    for code, n in small.items():
-        skipped.append((ISO_NUMERIC[int(code)], f"{n} respondents, fewer than min_respondents={min_respondents}"))
-    kept = [int(c) for c in sizes.index if sizes[c] >= min_respondents]
-    rows = codes.isin(kept)
-    codes = codes[rows]
-    if weighted:
-        weights = _numeric(frame, WEIGHT_COLUMN, file, integer=False)[rows]
-        if weights.isna().any() or (weights < 0).any():
-            row = int((weights.isna() | (weights < 0)).idxmax())
-            raise SurveyDataError(f"weight {frame[WEIGHT_COLUMN].loc[row]!r} is not a non-negative number",
-                                  file=file, record=row, field=WEIGHT_COLUMN)
-    else:
-        weights = pd.Series(1.0, index=codes.index)
-
-    # Counts per (country, code) by one bincount per question: cell = country position * 27 + code.
-    position = codes.map({code: pos for pos, code in enumerate(kept)}).to_numpy("int64")
-    weight_values = weights.to_numpy("float64")
-    tables = {}
-    for q in book:
-        column = f"Q{q['id']}"
-        answers = _numeric(frame, column, file, integer=True)[rows]
-        valid = (answers >= 0).to_numpy()
-        option_codes = [_letter_code(letter) for letter in q["letters"]]
-        bad = valid & ~answers.isin(option_codes).to_numpy()
-        if bad.any():
-            row = int(answers.index[bad.argmax()])
-            raise SurveyDataError(
-                f"answer code {int(answers[row])} has no option in questionnaire {qfile} "
-                f"(question {q['id']} has codes {sorted(option_codes)})", file=file, record=row, field=column)
-        cells = position[valid] * 27 + answers.to_numpy()[valid].astype("int64")
-        counts = np.bincount(cells, weights=weight_values[valid], minlength=len(kept) * 27)
-        tables[q["id"]] = counts.reshape(len(kept), 27)[:, option_codes]
-
-    items = []
-    for row, code in enumerate(kept):
-        country = ISO_NUMERIC[code]
-        for q in book:
-            counts = tables[q["id"]][row]
-            total = float(counts.sum())
-            if total <= 0:
-                skipped.append((f"{country}/Q{q['id']}", "no valid answers (question not asked or all missing)"))
-                continue
-            items.append(SurveyItem(
-                group=country, question_id=q["id"], question=q["question"], options=q["options"],
-                letters=q["letters"], distribution=counts.tolist(), language=lang, split=q["split"],
-                source=raw_path.name, n_respondents=total if weighted else round(total), flags=q["flags"],
-            ))
-    log_skips(logger, file, skipped)
-    return SourceResult(items=items, skipped=skipped, file=file)
+    return frame
