@@ -30,7 +30,8 @@ from survey_sim.errors import ConfigError
 
 SOURCE = "synthetic-demo"
 FLAG = "synthetic"
-SPLITS = ("train", "val", "dev", "test-unseen-country", "test-unseen-question", "test-unseen-both")
+SPLITS = ("train", "val", "test-unseen-country", "test-unseen-question", "test-unseen-both")
+DEV_SPLIT = "dev"  # returned only with n_dev_countries > 0: it repeats training items
 
 # Invented country names (none is a real country).
 COUNTRIES = (
@@ -142,7 +143,7 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
                      n_respondents: int = 1000, unseen_country_frac: float = 0.25,
                      val_question_frac: float = 0.15, test_question_frac: float = 0.2,
                      group_by: Sequence[str] = (), attributes: Mapping | None = None, weighted: bool = False,
-                     weights: str = "skewed", min_cell: int = 100, n_dev_countries: int = 2
+                     weights: str = "skewed", min_cell: int = 100, n_dev_countries: int = 0
                      ) -> dict[str, list[SurveyItem]]:
     """A deterministic synthetic survey split into train, val and three unseen test splits.
 
@@ -150,8 +151,9 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
     train = seen countries x train questions; val = seen countries x validation questions (new questions
     about known countries, like the paper's C1 x Q2); test-unseen-country = unseen countries x train
     questions; test-unseen-question = seen countries x test questions; test-unseen-both = unseen countries
-    x test questions. dev = the training items of the first `n_dev_countries` training countries by name (they
-    stay in train too; `data.dev_split=dev` takes them out of it, see `survey_sim.data.splits.hold_out_dev`).
+    x test questions. With `n_dev_countries` > 0 also dev = the training items of the first `n_dev_countries`
+    training countries by name (they stay in train too; `data.dev_split=dev` takes them out of it, see
+    `survey_sim.data.splits.hold_out_dev`).
 
     With `group_by` (names in `attributes`, a mapping of attribute definitions), `n_respondents` per country
     are drawn (`make_demo_respondents`) and each item is one (country, subgroup, question) cell built by the
@@ -185,13 +187,15 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
 
 
 def _with_dev(splits: dict[str, list[SurveyItem]], n_dev_countries: int) -> dict[str, list[SurveyItem]]:
-    """`splits` with the dev split: the training items of the first `n_dev_countries` training countries."""
+    """`splits` with the dev split (when n_dev_countries > 0): the training items of the first
+    `n_dev_countries` training countries by name."""
     seen = sorted({it.country for it in splits["train"]})
     if not 0 <= n_dev_countries < len(seen):
         raise ConfigError(f"demo survey: n_dev_countries must be in 0..{len(seen) - 1} (leaving a training "
                           f"country), got {n_dev_countries}")
-    dev = set(seen[:n_dev_countries])
-    splits["dev"] = [it.with_(split="dev") for it in splits["train"] if it.country in dev]
+    if n_dev_countries:
+        dev = set(seen[:n_dev_countries])
+        splits[DEV_SPLIT] = [it.with_(split=DEV_SPLIT) for it in splits["train"] if it.country in dev]
     return splits
 
 

@@ -170,7 +170,7 @@ def validate_data_config(data_cfg) -> dict:
     _check_item_caps(cfg.get("max_items_per_split"), requested, where)
 
     if source == "demo":
-        valid = list(demo.SPLITS)
+        valid = [*demo.SPLITS, demo.DEV_SPLIT]
         if language != "en":
             raise ConfigError(f"{where}: the synthetic demo survey is English only, got language {language!r}")
     else:
@@ -405,6 +405,9 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
     filters: dict[str, str] = {}
     if cfg["source"] == "demo":
         built = demo.make_demo_survey(**(cfg.get("demo") or {}))
+        if demo.DEV_SPLIT in requested.values() and demo.DEV_SPLIT not in built:
+            raise ConfigError(f"data config {cfg.get('name')!r}: the demo survey's dev split needs "
+                              f"data.demo.n_dev_countries > 0")
         raw = {key: built[name] for key, name in requested.items()}
         filters = {key: f"split {name!r} of the synthetic demo survey" for key, name in requested.items()}
     else:
