@@ -29,7 +29,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
+from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, chunks, collate
 
 #: The paper's code padded every prompt to this many tokens.
 NAIVE_LENGTH = 256
@@ -51,10 +51,6 @@ def naive_collate(items: Sequence[EncodedItem], pad_id: int, length: int = NAIVE
     for key, value in (("input_ids", pad_id), ("attention_mask", 0), ("position_ids", 0)):
         batch[key] = F.pad(batch[key], (extra, 0), value=value)
     return batch
-
-
-def chunks(items: Sequence, size: int) -> list[list]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
 def naive_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *, n_examples: int, seed: int = 0,

@@ -31,7 +31,9 @@ class SurveyDataModule(L.LightningDataModule):
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
     [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
-    tokens common to a batch's prompts into `prefix_ids`, computed once per batch (see `collate`).
+    tokens common to a batch's prompts into `prefix_ids`, computed once per batch, and, in evaluation
+    splits, batches an item's option orders (permutation averaging) together and computes the prompt
+    tokens they share once per item (see `collate`).
 
     Its `state_dict` (saved in every training checkpoint) holds the training data position, the epoch and
     the batches of it already trained on, so a run resumed from a mid-epoch checkpoint goes on with the
@@ -65,6 +67,7 @@ class SurveyDataModule(L.LightningDataModule):
             raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
         if bucket_multiple < 1:
             raise ConfigError(f"bucket_multiple must be >= 1, got {bucket_multiple}")
+        self.share_prefix = share_prefix
         self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple, share_prefix=share_prefix)
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._position = (0, 0)  # (epoch, training batches done in it)
@@ -79,7 +82,9 @@ class SurveyDataModule(L.LightningDataModule):
         """Tokenize every item of the used splits once (idempotent)."""
         for name in self.used_splits:
             if name not in self.encoded:
-                self.encoded[name] = [self._encode_item(name, i, item) for i, item in enumerate(self.items[name])]
+                bases = order_bases(self.items[name]) if self.share_prefix and name != self.train_split else None
+                self.encoded[name] = [self._encode_item(name, i, item, None if bases is None else bases[i])
+                                      for i, item in enumerate(self.items[name])]
                 log.info("split %s: %d items encoded", name, len(self.encoded[name]))
         if len(self.encoded_train_versions) < len(self.train_versions):
             self.encoded_train_versions = [[self._encode_item(self.train_split, i, item) for i, item in enumerate(v)]
@@ -87,7 +92,7 @@ class SurveyDataModule(L.LightningDataModule):
             log.info("split %s: %d more versions encoded (one per epoch)", self.train_split,
                      len(self.train_versions))
 
-    def _encode_item(self, split: str, index: int, item: SurveyItem) -> EncodedItem:
+    def _encode_item(self, split: str, index: int, item: SurveyItem, base: int | None = None) -> EncodedItem:
         ids = self.prompt_builder.encode(item)
         if self.max_length is not None and len(ids) > self.max_length:
             raise TokenizerError(
@@ -99,7 +104,7 @@ class SurveyDataModule(L.LightningDataModule):
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err
-        return EncodedItem(index, tuple(ids), tuple(options), item.distribution)
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution, base)
 
     def setup(self, stage: str | None = None) -> None:
         self.encode()
@@ -115,7 +120,8 @@ class SurveyDataModule(L.LightningDataModule):
         replicas, rank = self._rank()
         sampler = LengthGroupedBatchSampler(
             [len(x.input_ids) for x in data], self.batch_size if train else self.eval_batch_size,
-            shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank)
+            shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank,
+            bases=None if train or not self.share_prefix else [x.base for x in data])
         if train:
             self._train_sampler = sampler
             if self.encoded_train_versions:
@@ -160,6 +166,20 @@ class SurveyDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> list[DataLoader]:
         return self.test_dataloader()
+
+
+def order_bases(items: Sequence[SurveyItem]) -> list[int | None]:
+    """Per item, the index of the first item of `items` that is the same item in some option order (same
+    group, prompt group, question and option set, any order), or None when it is the only one."""
+    first: dict[tuple, int] = {}
+    keys = [(it.group, it.prompt_group, it.question_id, it.question, it.language, tuple(sorted(it.options)))
+            for it in items]
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    counts = {key: 0 for key in first}
+    for key in keys:
+        counts[key] += 1
+    return [first[key] if counts[key] > 1 else None for key in keys]
 
 
 class EpochVersions(torch.utils.data.Dataset):
