@@ -85,15 +85,19 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
 
 
 def useful_tokens(batch: Batch) -> int:
-    """Prompt tokens of the batch (a shared prefix counts once per prompt)."""
+    """Prompt tokens of the batch (shared prefixes count once per prompt)."""
     prefix = batch.get("prefix_ids")
-    return int(batch["attention_mask"].sum()) + (0 if prefix is None else len(prefix) * len(batch["index"]))
+    n = int(batch["attention_mask"].sum()) + (0 if prefix is None else len(prefix) * len(batch["index"]))
+    if "item_prefix_mask" in batch:
+        n += int(batch["item_prefix_mask"].sum(1)[batch["item_of_row"]].sum())
+    return n
 
 
 def computed_tokens(batch: Batch) -> int:
-    """Token positions the model computes, padding included (a shared prefix once)."""
+    """Token positions the model computes, padding included (shared prefixes once)."""
     prefix = batch.get("prefix_ids")
-    return batch["input_ids"].numel() + (0 if prefix is None else len(prefix))
+    n = batch["input_ids"].numel() + (0 if prefix is None else len(prefix))
+    return n + (batch["item_prefix_ids"].numel() if "item_prefix_ids" in batch else 0)
 
 
 # ------------------------------------------------------------------------------------------------- paths

@@ -82,7 +82,7 @@ class SurveyDataModule(L.LightningDataModule):
         """Tokenize every item of the used splits once (idempotent)."""
         for name in self.used_splits:
             if name not in self.encoded:
-                bases = order_bases(self.items[name]) if self.share_prefix and name != self.train_split else None
+                bases = order_bases(self.items[name]) if self.share_prefix else None
                 self.encoded[name] = [self._encode_item(name, i, item, None if bases is None else bases[i])
                                       for i, item in enumerate(self.items[name])]
                 log.info("split %s: %d items encoded", name, len(self.encoded[name]))
