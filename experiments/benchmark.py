@@ -103,11 +103,12 @@ def without_order_sharing(dm):
 
 def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: int, repeats: int,
                   memory: bool = True, seed: int = 0, unshared=None, chunks: int = 10,
-                  batch_prefix_only=None, phases: tuple[str, ...] = ("eval", "train")) -> dict:
+                  batch_prefix_only=None, phases: tuple[str, ...] = ("eval", "train"), naive: bool = True) -> dict:
     """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone);
     `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix";
     `batch_prefix_only`: the same sharing only the prefix common to a batch, not an item's prefix across
-    its option orders ("ours-batchprefix"); `phases`: evaluation and/or training.
+    its option orders ("ours-batchprefix"); `phases`: evaluation and/or training; `naive`: False leaves the
+    naive path out (probabilities are then compared with ours-noprefix).
 
     Each round runs every path's batches cut into `chunks` parts, taking turns part by part (evaluation
     first, then training), so that load from other processes, which changes over minutes on a shared
@@ -131,7 +132,7 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     if batch_prefix_only is not None:
         batches[("ours-batchprefix", "eval")] = list(batch_prefix_only.test_dataloader()[0])
         batches[("ours-batchprefix", "train")] = _cycle_train_batches(batch_prefix_only, train_steps)
-    batches = {key: b for key, b in batches.items() if key[1] in phases}
+    batches = {key: b for key, b in batches.items() if key[1] in phases and (naive or key[0] != "naive")}
     model = sim.backbone
     fast = (lambda b: bench.fast_log_probs(sim, b), lambda b: bench.fast_loss(sim, b))
     fns = {"ours": fast, "ours-noprefix": fast, "ours-batchprefix": fast,
@@ -188,19 +189,21 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
                      "computed_per_prompt_token": t.padded_tokens / t.tokens,
                      "peak_mb": peaks[(path, phase)] / 2**20 if memory else None})
     rate = {(r["path"], r["phase"]): r["examples_per_s"] for r in rows}
-    ratios = {phase: rate[("ours", phase)] / rate[("naive", phase)] for phase in phases}
+    ratios = {phase: rate[("ours", phase)] / rate[("naive", phase)] for phase in phases if naive}
     for path, suffix in (("ours-noprefix", "noprefix"), ("ours-batchprefix", "batchprefix")):
         if (path, phases[0]) in rate:
-            ratios.update({f"{phase}_{suffix}": rate[(path, phase)] / rate[("naive", phase)] for phase in phases})
+            ratios.update({f"{phase}_{suffix}": rate[(path, phase)] / rate[("naive", phase)]
+                           for phase in phases if naive})
             ratios.update({f"{phase}_ours_over_{suffix}": rate[("ours", phase)] / rate[(path, phase)]
                            for phase in phases})
-    if memory:
+    if memory and naive:
         ratios.update({f"peak_memory_{phase}": peaks[("ours", phase)] / max(peaks[("naive", phase)], 1)
                        for phase in phases})
     probs = {path: bench.per_item_probs(k) for path, k in kept.items() if k}
-    diff = max(bench.max_prob_diff(probs[path], probs["naive"]) for path in probs if path != "naive")
+    reference = "naive" if naive else "ours-noprefix"
+    diff = max(bench.max_prob_diff(probs[path], probs[reference]) for path in probs if path != reference)
     lengths = [len(x.input_ids) for x in encoded]
-    return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff,
+    return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff, "compared_with": reference,
             "prompt_tokens": {"mean": sum(lengths) / len(lengths), "min": min(lengths), "max": longest},
             "naive_length": naive_length, "train_steps": train_steps, "repeats": repeats, "chunks": chunks,
             "loadavg_1min": {"min": min(loads), "max": max(loads)}}
@@ -220,15 +223,18 @@ def format_table(result: dict) -> str:
             lines.append(f"| {phase} | {path} | {r['batch_size']} | {r['examples_per_s']:.2f} | "
                          f"{r['computed_per_prompt_token']:.2f} | {peak} |")
     ratios = result["ratios"]
-    phases = [phase for phase in ("eval", "train") if phase in ratios]
-    text = "\n".join(lines) + "\n\nspeed-up over naive: " + ", ".join(f"{ph} {ratios[ph]:.2f}x" for ph in phases)
+    phases = [phase for phase in ("eval", "train") if f"{phase}_ours_over_noprefix" in ratios or phase in ratios]
+    parts = ["speed-up over naive: " + ", ".join(f"{ph} {ratios[ph]:.2f}x" for ph in phases)] if "eval" in ratios else []
     for suffix, what in (("noprefix", "without prefix sharing"), ("batchprefix", "with the batch prefix only")):
-        if f"{phases[0]}_{suffix}" in ratios:
-            text += (f" ({what}: " + ", ".join(f"{ratios[f'{ph}_{suffix}']:.2f}x" for ph in phases) + "; ours over it: "
-                     + ", ".join(f"{ph} {ratios[f'{ph}_ours_over_{suffix}']:.2f}x" for ph in phases) + ")")
+        if f"{phases[0]}_ours_over_{suffix}" in ratios:
+            over_naive = ", ".join(f"{ratios[f'{ph}_{suffix}']:.2f}x" for ph in phases if f"{ph}_{suffix}" in ratios)
+            parts.append(f"ours over ours {what}: " + ", ".join(f"{ph} {ratios[f'{ph}_ours_over_{suffix}']:.2f}x"
+                                                               for ph in phases)
+                         + (f" (it over naive: {over_naive})" if over_naive else ""))
     if "peak_memory_eval" in ratios:
-        text += "; peak memory ours/naive: " + ", ".join(f"{ph} {ratios[f'peak_memory_{ph}']:.2f}" for ph in phases)
-    return text + f"; max |p_ours - p_naive| = {result['max_abs_prob_diff']:.1e}"
+        parts.append("peak memory ours/naive: " + ", ".join(f"{ph} {ratios[f'peak_memory_{ph}']:.2f}" for ph in phases))
+    parts.append(f"max |p_ours - p_{result['compared_with']}| = {result['max_abs_prob_diff']:.1e}")
+    return "\n".join(lines) + "\n\n" + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -246,6 +252,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--permutations", type=int, default=1,
                    help="evaluate every item in N cyclic shifts of its options (permutation averaging): evaluation "
                         "only, with the path ours-batchprefix (no sharing across an item's orders) added")
+    p.add_argument("--no-naive", action="store_true", help="leave the naive path out")
     p.add_argument("--no-prefix-ablation", action="store_true",
                    help="skip measuring ours without prefix sharing (path ours-noprefix)")
     p.add_argument("--train-steps", type=int, default=16, help="training steps per path per round")
@@ -290,7 +297,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = run_benchmark(sim, dm, naive_batch=args.naive_batch, naive_length=args.naive_length,
                            train_steps=args.train_steps, repeats=args.repeats, memory=not args.no_memory,
                            seed=args.seed, unshared=unshared, chunks=args.chunks, batch_prefix_only=batch_prefix_only,
-                           phases=("eval",) if args.permutations > 1 else ("eval", "train"))
+                           phases=("eval",) if args.permutations > 1 else ("eval", "train"), naive=not args.no_naive)
     result["setup"] = {"model": args.model, "items": n_items, "prompts": len(items), "permutations": args.permutations,
                        "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
                        "device": "cpu", "cpu": platform.processor() or platform.machine(),

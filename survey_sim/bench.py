@@ -64,16 +64,20 @@ def naive_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *,
 
 
 def fast_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *, train: bool,
-                 n_examples: int | None = None, bucket: int = 1, seed: int = 0) -> list[Batch]:
+                 n_examples: int | None = None, bucket: int = 1, seed: int = 0,
+                 share_prefix: bool = False) -> list[Batch]:
     """Batches of the fast path as `SurveyDataModule` serves them: length-grouped (training: shuffled
-    mega-batches, epoch after epoch, until `n_examples`; evaluation: longest first), per-batch padding."""
-    sampler = LengthGroupedBatchSampler([len(x.input_ids) for x in items], batch_size, shuffle=train, seed=seed)
+    mega-batches, epoch after epoch, until `n_examples`; evaluation: longest first, with `share_prefix` an
+    item's option orders (same `base`) together), per-batch padding, shared prefixes when `share_prefix`."""
+    bases = [x.base for x in items] if share_prefix and not train else None
+    sampler = LengthGroupedBatchSampler([len(x.input_ids) for x in items], batch_size, shuffle=train, seed=seed,
+                                        bases=bases)
     out: list[Batch] = []
     target = n_examples if n_examples is not None else len(items)
     epoch = 0
     while sum(len(b["index"]) for b in out) < target:
         sampler.set_epoch(epoch)
-        out += [collate([items[i] for i in b], pad_id, bucket) for b in sampler]
+        out += [collate([items[i] for i in b], pad_id, bucket, share_prefix=share_prefix) for b in sampler]
         epoch += 1
     while len(out) > 1 and sum(len(b["index"]) for b in out[:-1]) >= target:
         out.pop()
