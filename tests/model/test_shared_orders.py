@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_simulator_fast_path import LORA, _model, _naive_log_probs
 
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate, whole_rows
 from survey_sim.model.simulator import SurveySimulator, add_lora
-
-from test_simulator_fast_path import LORA, _model, _naive_log_probs
 
 
 def _lora_model():
