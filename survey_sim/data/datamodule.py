@@ -31,9 +31,9 @@ class SurveyDataModule(L.LightningDataModule):
     input_ids/attention_mask/position_ids [B, T] (left-padded per batch), option_ids/option_mask/target
     [B, K] and the item index within its split. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
-    tokens common to a batch's prompts into `prefix_ids`, computed once per batch, and, in evaluation
-    splits, batches an item's option orders (permutation averaging) together and computes the prompt
-    tokens they share once per item (see `collate`).
+    tokens common to a batch's prompts into `prefix_ids`, computed once per batch, and marks the copies of
+    one item in several option orders (`order_bases`: permutation averaging, simulate's shifts); evaluation
+    batches keep them together and compute the prompt tokens they share once per item (see `collate`).
 
     Its `state_dict` (saved in every training checkpoint) holds the training data position, the epoch and
     the batches of it already trained on, so a run resumed from a mid-epoch checkpoint goes on with the
