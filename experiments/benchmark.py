@@ -22,6 +22,7 @@ import platform
 import random
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -92,10 +93,22 @@ def _parts(batches: list, n: int) -> list[list]:
     return [batches[i * len(batches) // n:(i + 1) * len(batches) // n] for i in range(n)]
 
 
+def without_order_sharing(dm):
+    """The DataModule's evaluation items as separate items (no base): batches share their common prefix only,
+    not an item's prefix across its option orders (the path "ours-batchprefix")."""
+    for name, encoded in dm.encoded.items():
+        dm.encoded[name] = [replace(x, base=None) for x in encoded]
+    return dm
+
+
 def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: int, repeats: int,
-                  memory: bool = True, seed: int = 0, unshared=None, chunks: int = 10) -> dict:
+                  memory: bool = True, seed: int = 0, unshared=None, chunks: int = 10,
+                  batch_prefix_only=None, phases: tuple[str, ...] = ("eval", "train"), naive: bool = True) -> dict:
     """Measure both paths on the DataModule's items with `sim` (a SurveySimulator over a LoRA backbone);
-    `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix".
+    `unshared`: the same DataModule without prefix sharing, measured as a third path "ours-noprefix";
+    `batch_prefix_only`: the same sharing only the prefix common to a batch, not an item's prefix across
+    its option orders ("ours-batchprefix"); `phases`: evaluation and/or training; `naive`: False leaves the
+    naive path out (probabilities are then compared with ours-noprefix).
 
     Each round runs every path's batches cut into `chunks` parts, taking turns part by part (evaluation
     first, then training), so that load from other processes, which changes over minutes on a shared
@@ -116,10 +129,15 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
     if unshared is not None:
         batches[("ours-noprefix", "eval")] = list(unshared.test_dataloader()[0])
         batches[("ours-noprefix", "train")] = _cycle_train_batches(unshared, train_steps)
+    if batch_prefix_only is not None:
+        batches[("ours-batchprefix", "eval")] = list(batch_prefix_only.test_dataloader()[0])
+        batches[("ours-batchprefix", "train")] = _cycle_train_batches(batch_prefix_only, train_steps)
+    batches = {key: b for key, b in batches.items() if key[1] in phases and (naive or key[0] != "naive")}
     model = sim.backbone
     fast = (lambda b: bench.fast_log_probs(sim, b), lambda b: bench.fast_loss(sim, b))
-    fns = {"ours": fast, "ours-noprefix": fast,
+    fns = {"ours": fast, "ours-noprefix": fast, "ours-batchprefix": fast,
            "naive": (lambda b: bench.naive_log_probs(model, b), lambda b: bench.naive_loss(model, b))}
+    fns = {path: fn for path, fn in fns.items() if any(key[0] == path for key in batches)}
     params = [p for p in sim.parameters() if p.requires_grad]
     optimizers = {path: torch.optim.AdamW(params, lr=1e-5) for path in fns}
 
@@ -170,19 +188,22 @@ def run_benchmark(sim, dm, *, naive_batch: int, naive_length: int, train_steps: 
                      "examples": t.examples, "seconds": t.seconds,
                      "computed_per_prompt_token": t.padded_tokens / t.tokens,
                      "peak_mb": peaks[(path, phase)] / 2**20 if memory else None})
-    rate = {(r["path"], r["phase"]): r for r in rows}
-    ratios = {phase: rate[("ours", phase)]["examples_per_s"] / rate[("naive", phase)]["examples_per_s"]
-              for phase in ("eval", "train")}
-    if unshared is not None:
-        ratios.update({f"{phase}_noprefix": rate[("ours-noprefix", phase)]["examples_per_s"]
-                       / rate[("naive", phase)]["examples_per_s"] for phase in ("eval", "train")})
-    if memory:
+    rate = {(r["path"], r["phase"]): r["examples_per_s"] for r in rows}
+    ratios = {phase: rate[("ours", phase)] / rate[("naive", phase)] for phase in phases if naive}
+    for path, suffix in (("ours-noprefix", "noprefix"), ("ours-batchprefix", "batchprefix")):
+        if (path, phases[0]) in rate:
+            ratios.update({f"{phase}_{suffix}": rate[(path, phase)] / rate[("naive", phase)]
+                           for phase in phases if naive})
+            ratios.update({f"{phase}_ours_over_{suffix}": rate[("ours", phase)] / rate[(path, phase)]
+                           for phase in phases})
+    if memory and naive:
         ratios.update({f"peak_memory_{phase}": peaks[("ours", phase)] / max(peaks[("naive", phase)], 1)
-                       for phase in ("eval", "train")})
+                       for phase in phases})
     probs = {path: bench.per_item_probs(k) for path, k in kept.items() if k}
-    diff = max(bench.max_prob_diff(probs[path], probs["naive"]) for path in probs if path != "naive")
+    reference = "naive" if naive else "ours-noprefix"
+    diff = max(bench.max_prob_diff(probs[path], probs[reference]) for path in probs if path != reference)
     lengths = [len(x.input_ids) for x in encoded]
-    return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff,
+    return {"rows": rows, "ratios": ratios, "max_abs_prob_diff": diff, "compared_with": reference,
             "prompt_tokens": {"mean": sum(lengths) / len(lengths), "min": min(lengths), "max": longest},
             "naive_length": naive_length, "train_steps": train_steps, "repeats": repeats, "chunks": chunks,
             "loadavg_1min": {"min": min(loads), "max": max(loads)}}
@@ -194,7 +215,7 @@ def format_table(result: dict) -> str:
     lines = ["| phase | path | batch | examples/s | positions computed / prompt token | peak MB above model |",
              "|---|---|---|---|---|---|"]
     for phase in ("eval", "train"):
-        for path in ("naive", "ours-noprefix", "ours"):
+        for path in ("naive", "ours-noprefix", "ours-batchprefix", "ours"):
             if (path, phase) not in rate:
                 continue
             r = rate[(path, phase)]
@@ -202,13 +223,18 @@ def format_table(result: dict) -> str:
             lines.append(f"| {phase} | {path} | {r['batch_size']} | {r['examples_per_s']:.2f} | "
                          f"{r['computed_per_prompt_token']:.2f} | {peak} |")
     ratios = result["ratios"]
-    text = "\n".join(lines) + f"\n\nspeed-up: eval {ratios['eval']:.2f}x, train {ratios['train']:.2f}x"
-    if "eval_noprefix" in ratios:
-        text += f" (without prefix sharing: {ratios['eval_noprefix']:.2f}x, {ratios['train_noprefix']:.2f}x)"
+    phases = [phase for phase in ("eval", "train") if f"{phase}_ours_over_noprefix" in ratios or phase in ratios]
+    parts = ["speed-up over naive: " + ", ".join(f"{ph} {ratios[ph]:.2f}x" for ph in phases)] if "eval" in ratios else []
+    for suffix, what in (("noprefix", "without prefix sharing"), ("batchprefix", "with the batch prefix only")):
+        if f"{phases[0]}_ours_over_{suffix}" in ratios:
+            over_naive = ", ".join(f"{ratios[f'{ph}_{suffix}']:.2f}x" for ph in phases if f"{ph}_{suffix}" in ratios)
+            parts.append(f"ours over ours {what}: " + ", ".join(f"{ph} {ratios[f'{ph}_ours_over_{suffix}']:.2f}x"
+                                                               for ph in phases)
+                         + (f" (it over naive: {over_naive})" if over_naive else ""))
     if "peak_memory_eval" in ratios:
-        text += (f"; peak memory ours/naive: eval {ratios['peak_memory_eval']:.2f}, "
-                 f"train {ratios['peak_memory_train']:.2f}")
-    return text + f"; max |p_ours - p_naive| = {result['max_abs_prob_diff']:.1e}"
+        parts.append("peak memory ours/naive: " + ", ".join(f"{ph} {ratios[f'peak_memory_{ph}']:.2f}" for ph in phases))
+    parts.append(f"max |p_ours - p_{result['compared_with']}| = {result['max_abs_prob_diff']:.1e}")
+    return "\n".join(lines) + "\n\n" + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -223,6 +249,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--naive-batch", type=int, default=8)
     p.add_argument("--naive-length", type=int, default=bench.NAIVE_LENGTH)
     p.add_argument("--bucket", type=int, default=1, help="ours: pad lengths to a multiple of this")
+    p.add_argument("--permutations", type=int, default=1,
+                   help="evaluate every item in N cyclic shifts of its options (permutation averaging): evaluation "
+                        "only, with the path ours-batchprefix (no sharing across an item's orders) added")
+    p.add_argument("--no-naive", action="store_true", help="leave the naive path out")
     p.add_argument("--no-prefix-ablation", action="store_true",
                    help="skip measuring ours without prefix sharing (path ours-noprefix)")
     p.add_argument("--train-steps", type=int, default=16, help="training steps per path per round")
@@ -246,6 +276,12 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = compose_config(args.model, data)
     torch.manual_seed(args.seed)
     items, note = load_items(cfg, args.split, args.items, args.seed)
+    n_items = len(items)
+    if args.permutations > 1:
+        from survey_sim.evaluation import expand_permutations
+
+        items = expand_permutations(items, args.permutations)[0]
+        note += f", {args.permutations} cyclic shifts of the options per item ({len(items)} prompts)"
     backbone, tokenizer = load_backbone(cfg.model)
     dm = build_data(cfg, items, tokenizer, batch_size=args.train_batch or int(cfg.model.batch_size),
                     eval_batch_size=args.eval_batch or int(cfg.model.eval_batch_size), bucket=args.bucket,
@@ -253,12 +289,17 @@ def main(argv: list[str] | None = None) -> dict:
     unshared = None if args.no_prefix_ablation else build_data(
         cfg, items, tokenizer, batch_size=dm.batch_size, eval_batch_size=dm.eval_batch_size, bucket=args.bucket,
         seed=args.seed, share_prefix=False)
+    batch_prefix_only = None if args.permutations == 1 else without_order_sharing(build_data(
+        cfg, items, tokenizer, batch_size=dm.batch_size, eval_batch_size=dm.eval_batch_size, bucket=args.bucket,
+        seed=args.seed))
     sim = SurveySimulator(add_lora(backbone, cfg.model.lora), loss="kl")
     started = time.time()
     result = run_benchmark(sim, dm, naive_batch=args.naive_batch, naive_length=args.naive_length,
                            train_steps=args.train_steps, repeats=args.repeats, memory=not args.no_memory,
-                           seed=args.seed, unshared=unshared, chunks=args.chunks)
-    result["setup"] = {"model": args.model, "items": len(items), "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
+                           seed=args.seed, unshared=unshared, chunks=args.chunks, batch_prefix_only=batch_prefix_only,
+                           phases=("eval",) if args.permutations > 1 else ("eval", "train"), naive=not args.no_naive)
+    result["setup"] = {"model": args.model, "items": n_items, "prompts": len(items), "permutations": args.permutations,
+                       "data": note, "lora": OmegaConf.to_container(cfg.model.lora),
                        "device": "cpu", "cpu": platform.processor() or platform.machine(),
                        "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "torch": torch.__version__, "dtype": str(next(backbone.parameters()).dtype),
@@ -266,7 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
     table = format_table(result)
     print(f"\n{args.model} on {note}: {len(items)} items, prompts {result['prompt_tokens']['mean']:.0f} tokens "
           f"on average; {torch.get_num_threads()} threads, load {result['loadavg_1min']}\n{table}")
-    out = Path(args.out or ROOT / "outputs" / "benchmark" / f"{args.model}-{data}-{args.split}.json")
+    perms = f"-perm{args.permutations}" if args.permutations > 1 else ""
+    out = Path(args.out or ROOT / "outputs" / "benchmark" / f"{args.model}-{data}-{args.split}{perms}.json")
     atomic_write_json(out, result)
     print(f"written: {out}")
     return result

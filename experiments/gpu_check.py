@@ -8,7 +8,9 @@ weights directly on the GPU (no download: weights do not change the speed), adds
 paper, and runs prompts of random token ids whose lengths are drawn like WVS prompts (mean ~103 tokens).
 For each model: the naive path (every prompt padded to 256 tokens, full-vocabulary logits, per-item loss
 loop; batch 8 as measured in the issue) and our path in a few variants (batch size; the framework's default
-SDPA without cuDNN attention, and cuDNN attention without and with length bucketing to a multiple of 64).
+SDPA without cuDNN attention, and cuDNN attention without and with length bucketing to a multiple of 64), and
+evaluation of every prompt in 4 option orders (the stem of a prompt shared, the rest differing per order)
+without and with the shared prefix across orders.
 Reports examples/s, MFU (useful FLOPs, see `survey_sim.bench.useful_flops`, against the card's dense bf16
 peak), peak memory, and the ratios.
 Needs only torch, transformers, peft and lightning (no Hydra, no data files, no network).
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from survey_sim import bench
-from survey_sim.data.batching import EncodedItem
+from survey_sim.data.batching import EncodedItem, whole_rows
 from survey_sim.io import atomic_write_json
 from survey_sim.model.simulator import SurveySimulator, add_lora
 
@@ -60,11 +62,20 @@ class Variant:
     batch_size: int
     bucket: int = 1      # ours: pad lengths up to a multiple of this
     cudnn_sdpa: bool = False  # SDPA may use cuDNN attention (trainer.cudnn_attention; off in the framework)
+    orders: int = 1      # every prompt in this many option orders (permutation averaging)
+    shared: bool = False  # ours with orders > 1: an item's orders share their common prefix
 
     @property
     def name(self) -> str:
         extra = "" if self.path == "naive" else f" bucket {self.bucket}" + (" cuDNN" if self.cudnn_sdpa else "")
+        if self.orders > 1:
+            extra += f" {self.orders} orders {'shared' if self.shared else 'unshared'}"
         return f"{self.path} {self.phase} b{self.batch_size}{extra}"
+
+    @property
+    def predictions(self) -> str:
+        """Variants with the same key predict the same prompts and must agree."""
+        return self.path if self.orders == 1 else f"{self.orders} orders"
 
 
 # Naive: batch 8 with PyTorch's default attention backends, as the issue measured the paper's path. Ours: the
@@ -74,11 +85,15 @@ VARIANTS = [
     Variant("naive", "eval", 8, cudnn_sdpa=True), Variant("ours", "eval", 64), Variant("ours", "eval", 128),
     Variant("ours", "eval", 256), Variant("ours", "eval", 64, cudnn_sdpa=True),
     Variant("ours", "eval", 128, 64, cudnn_sdpa=True),
+    Variant("ours", "eval", 128, orders=4), Variant("ours", "eval", 128, orders=4, shared=True),
     Variant("naive", "train", 8, cudnn_sdpa=True), Variant("ours", "train", 32), Variant("ours", "train", 64),
     Variant("ours", "train", 32, cudnn_sdpa=True), Variant("ours", "train", 32, 64, cudnn_sdpa=True),
 ]
 TINY_VARIANTS = [Variant("naive", "eval", 4), Variant("ours", "eval", 8), Variant("ours", "eval", 8, 16),
+                 Variant("ours", "eval", 8, orders=4), Variant("ours", "eval", 8, orders=4, shared=True),
                  Variant("naive", "train", 4), Variant("ours", "train", 8, 16)]
+#: With orders > 1, this share of a prompt (its instruction and question) is common to its orders.
+STEM_SHARE = 0.55
 
 
 def wvs_like_items(n: int, vocab: int, seed: int, mean: float = MEAN_PROMPT_TOKENS) -> list[EncodedItem]:
@@ -94,6 +109,19 @@ def wvs_like_items(n: int, vocab: int, seed: int, mean: float = MEAN_PROMPT_TOKE
         target = torch.rand(k, generator=gen) + 0.05
         items.append(EncodedItem(i, tuple(ids), tuple(options), tuple((target / target.sum()).tolist())))
     return items
+
+
+def in_orders(items: list[EncodedItem], n: int) -> list[EncodedItem]:
+    """Every item in n option orders: its first STEM_SHARE of tokens kept (instruction, question), the rest
+    (the options block) rotated by 0..n-1 tokens; the orders of one item share its index as `base`."""
+    out = []
+    for x in items:
+        stem = max(1, int(len(x.input_ids) * STEM_SHARE))
+        head, tail = x.input_ids[:stem], x.input_ids[stem:]
+        for shift in range(n):
+            ids = head + tail[shift % len(tail):] + tail[:shift % len(tail)]
+            out.append(EncodedItem(len(out), ids, x.option_ids, x.target, x.index))
+    return out
 
 
 def build_model(kind: str, sizes: dict, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
@@ -113,13 +141,15 @@ def build_model(kind: str, sizes: dict, device: torch.device, dtype: torch.dtype
 
 
 def _lengths(batches: list[dict]) -> list[int]:
-    return [int(n) for b in batches for n in b["attention_mask"].sum(1).tolist()]
+    """Each prompt's tokens, shared prefixes included (useful work is counted per prompt)."""
+    return [int(n) for b in batches for n in whole_rows(b)[1].sum(1).tolist()]
 
 
 def measure(sim, variant: Variant, items: list[EncodedItem], *, n_train: int, device: torch.device,
             peak_tflops: float | None, stats: dict, keep: list | None = None) -> dict:
     """Examples/s, MFU and peak memory of one variant (after a warm-up of two batches)."""
     train = variant.phase == "train"
+    items = in_orders(items, variant.orders) if variant.orders > 1 else items
     if variant.path == "naive":
         batches = (bench.naive_batches(items, variant.batch_size, 0, n_examples=n_train) if train
                    else [bench.naive_collate(c, 0) for c in bench.chunks(items, variant.batch_size)])
@@ -127,7 +157,7 @@ def measure(sim, variant: Variant, items: list[EncodedItem], *, n_train: int, de
         loss_fn = lambda b: bench.naive_loss(sim.backbone, b)
     else:
         batches = bench.fast_batches(items, variant.batch_size, 0, train=train, bucket=variant.bucket,
-                                     n_examples=n_train if train else None)
+                                     n_examples=n_train if train else None, share_prefix=variant.shared)
         eval_fn = lambda b: bench.fast_log_probs(sim, b)
         loss_fn = lambda b: bench.fast_loss(sim, b)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -153,7 +183,7 @@ def measure(sim, variant: Variant, items: list[EncodedItem], *, n_train: int, de
     flops = bench.useful_flops(stats, _lengths(batches), train=train)
     tflops = flops / timing.seconds / 1e12
     return {"variant": variant.name, **{k: getattr(variant, k) for k in ("path", "phase", "batch_size", "bucket",
-                                                                          "cudnn_sdpa")},
+                                                                          "cudnn_sdpa", "orders", "shared")},
             "examples_per_s": timing.examples_per_s, "examples": timing.examples, "seconds": timing.seconds,
             "computed_per_prompt_token": timing.padded_tokens / timing.tokens, "useful_tflops_per_s": tflops,
             "mfu": tflops / peak_tflops if peak_tflops else None,
@@ -179,21 +209,29 @@ def check_model(name: str, args, device: torch.device, dtype: torch.dtype, peak:
         if time.perf_counter() - args.started > args.budget_s:
             entry["rows"].append({"variant": variant.name, "error": "skipped: time budget spent"})
             continue
-        keep = [] if variant.phase == "eval" and variant.path not in kept else None
+        keep = [] if variant.phase == "eval" else None
         try:
             row = measure(sim, variant, items, n_train=args.train_examples, device=device, peak_tflops=peak,
                           stats=stats, keep=keep)
         except torch.cuda.OutOfMemoryError as err:
             row = {"variant": variant.name, "error": f"out of memory: {str(err).splitlines()[0]}"}
-        if keep is not None and "error" not in row:
-            kept[variant.path] = bench.per_item_probs(keep)
+        if keep is not None and "error" not in row:  # the first variant of these prompts is the reference
+            probs = bench.per_item_probs(keep)
+            if variant.predictions in kept:
+                row["max_abs_prob_diff"] = bench.max_prob_diff(probs, kept[variant.predictions])
+            else:
+                kept[variant.predictions] = probs
         entry["rows"].append(row)
         print(_row_line(name, row), flush=True)
         if device.type == "cuda":
             torch.cuda.empty_cache()
         save()
-    if len(kept) == 2:
+    if "ours" in kept and "naive" in kept:
         entry["max_abs_prob_diff"] = bench.max_prob_diff(kept["ours"], kept["naive"])
+    orders = [r for r in entry["rows"] if r.get("orders", 1) > 1 and "error" not in r]
+    if len(orders) == 2:  # the unshared variant kept its predictions; the shared one is compared with them
+        entry["orders_shared_over_unshared"] = orders[1]["examples_per_s"] / orders[0]["examples_per_s"]
+        entry["orders_max_abs_prob_diff"] = orders[1].get("max_abs_prob_diff")
     entry["best"] = best_ratios(entry["rows"])
     save()
     del sim
@@ -205,7 +243,7 @@ def best_ratios(rows: list[dict]) -> dict:
     """Per phase: the naive row, our fastest row and their ratio of examples/s."""
     out = {}
     for phase in ("eval", "train"):
-        ok = [r for r in rows if r.get("phase") == phase and "error" not in r]
+        ok = [r for r in rows if r.get("phase") == phase and "error" not in r and r.get("orders", 1) == 1]
         naive = [r for r in ok if r["path"] == "naive"]
         ours = sorted((r for r in ok if r["path"] == "ours"), key=lambda r: -r["examples_per_s"])
         if naive and ours:
@@ -236,6 +274,10 @@ def format_table(results: dict) -> str:
         for phase, b in entry.get("best", {}).items():
             lines.append(f"\n{model} {phase}: ours {b['ours_examples_per_s']:.1f}/s ({b['ours']}) vs naive "
                          f"{b['naive_examples_per_s']:.1f}/s: {b['ratio']:.2f}x")
+        if "orders_shared_over_unshared" in entry:
+            lines.append(f"{model} eval in several option orders: shared prefix "
+                         f"{entry['orders_shared_over_unshared']:.2f}x unshared, max |dp| = "
+                         f"{_fmt(entry['orders_max_abs_prob_diff'], '.1e')}")
         if "max_abs_prob_diff" in entry:
             lines.append(f"{model}: max |p_ours - p_naive| = {entry['max_abs_prob_diff']:.1e} "
                          f"({results['setup']['dtype']})")

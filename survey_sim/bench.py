@@ -29,7 +29,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
+from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, chunks, collate
 
 #: The paper's code padded every prompt to this many tokens.
 NAIVE_LENGTH = 256
@@ -53,10 +53,6 @@ def naive_collate(items: Sequence[EncodedItem], pad_id: int, length: int = NAIVE
     return batch
 
 
-def chunks(items: Sequence, size: int) -> list[list]:
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
-
-
 def naive_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *, n_examples: int, seed: int = 0,
                   length: int = NAIVE_LENGTH) -> list[Batch]:
     """Training batches of the naive path: shuffled epoch after epoch (no length grouping), fixed length."""
@@ -68,16 +64,20 @@ def naive_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *,
 
 
 def fast_batches(items: Sequence[EncodedItem], batch_size: int, pad_id: int, *, train: bool,
-                 n_examples: int | None = None, bucket: int = 1, seed: int = 0) -> list[Batch]:
+                 n_examples: int | None = None, bucket: int = 1, seed: int = 0,
+                 share_prefix: bool = False) -> list[Batch]:
     """Batches of the fast path as `SurveyDataModule` serves them: length-grouped (training: shuffled
-    mega-batches, epoch after epoch, until `n_examples`; evaluation: longest first), per-batch padding."""
-    sampler = LengthGroupedBatchSampler([len(x.input_ids) for x in items], batch_size, shuffle=train, seed=seed)
+    mega-batches, epoch after epoch, until `n_examples`; evaluation: longest first, with `share_prefix` an
+    item's option orders (same `base`) together), per-batch padding, shared prefixes when `share_prefix`."""
+    bases = [x.base for x in items] if share_prefix and not train else None
+    sampler = LengthGroupedBatchSampler([len(x.input_ids) for x in items], batch_size, shuffle=train, seed=seed,
+                                        bases=bases)
     out: list[Batch] = []
     target = n_examples if n_examples is not None else len(items)
     epoch = 0
     while sum(len(b["index"]) for b in out) < target:
         sampler.set_epoch(epoch)
-        out += [collate([items[i] for i in b], pad_id, bucket) for b in sampler]
+        out += [collate([items[i] for i in b], pad_id, bucket, share_prefix=share_prefix) for b in sampler]
         epoch += 1
     while len(out) > 1 and sum(len(b["index"]) for b in out[:-1]) >= target:
         out.pop()
@@ -89,15 +89,19 @@ def to_device(batch: Batch, device: torch.device | str) -> Batch:
 
 
 def useful_tokens(batch: Batch) -> int:
-    """Prompt tokens of the batch (a shared prefix counts once per prompt)."""
+    """Prompt tokens of the batch (shared prefixes count once per prompt)."""
     prefix = batch.get("prefix_ids")
-    return int(batch["attention_mask"].sum()) + (0 if prefix is None else len(prefix) * len(batch["index"]))
+    n = int(batch["attention_mask"].sum()) + (0 if prefix is None else len(prefix) * len(batch["index"]))
+    if "item_prefix_mask" in batch:
+        n += int(batch["item_prefix_mask"].sum(1)[batch["item_of_row"]].sum())
+    return n
 
 
 def computed_tokens(batch: Batch) -> int:
-    """Token positions the model computes, padding included (a shared prefix once)."""
+    """Token positions the model computes, padding included (shared prefixes once)."""
     prefix = batch.get("prefix_ids")
-    return batch["input_ids"].numel() + (0 if prefix is None else len(prefix))
+    n = batch["input_ids"].numel() + (0 if prefix is None else len(prefix))
+    return n + (batch["item_prefix_ids"].numel() if "item_prefix_ids" in batch else 0)
 
 
 # ------------------------------------------------------------------------------------------------- paths

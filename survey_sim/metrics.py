@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from itertools import combinations
 
 import numpy as np
 from scipy.special import rel_entr
@@ -143,13 +142,27 @@ def diversity(rows: Iterable[Mapping]) -> dict[str, dict]:
         sizes = {len(r["human"]) for r in group}
         if len(sizes) > 1:
             raise ValueError(f"question {qid}: groups have different numbers of options {sorted(sizes)}")
-        pairs = list(combinations(group, 2))
         out[qid] = {
-            "human": float(np.mean([jsd(a["human"], b["human"]) for a, b in pairs])),
-            "model": float(np.mean([jsd(a["pred"], b["pred"]) for a, b in pairs])),
+            "human": mean_pairwise_jsd([r["human"] for r in group], f"question {qid}: human"),
+            "model": mean_pairwise_jsd([r["pred"] for r in group], f"question {qid}: predicted"),
             "n_groups": len(group),
         }
     return out
+
+
+def mean_pairwise_jsd(dists, name: str = "distributions") -> float:
+    """Mean of `jsd` over all pairs of the rows of `dists` [G, K] (G >= 2), computed for all pairs at once."""
+    d = np.asarray(dists, dtype=np.float64)
+    if d.ndim != 2 or d.shape[0] < 2 or d.shape[1] < 1:
+        raise ValueError(f"{name}: needs at least 2 distributions of equal length, got shape {d.shape}")
+    if not np.all(np.isfinite(d)) or np.any(d < 0) or np.any(d.sum(axis=1) <= 0):
+        raise ValueError(f"{name}: every distribution must be finite, non-negative and not all zero")
+    d = d / d.sum(axis=1, keepdims=True)
+    i, j = np.triu_indices(len(d), k=1)
+    p, q = d[i], d[j]
+    m = (p + q) / 2.0
+    js = np.maximum(0.0, 0.5 * (rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)))
+    return float(np.mean(1.0 - np.sqrt(js)))
 
 
 def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -26,8 +26,10 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,22 +310,49 @@ class LoadedSimulator:
             self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
             self.module.to(self.device)
 
-    def probabilities(self, items: Sequence[SurveyItem]) -> np.ndarray:
-        """[N, 26] option probabilities of each item (its current option order), at the spec's temperature."""
+    def probabilities(self, items: Sequence[SurveyItem], progress: Progress | None = None) -> np.ndarray:
+        """[N, 26] option probabilities of each item (its current option order), at the spec's temperature.
+
+        Prompt prefixes are shared (one item's option orders computed together, see `collate`) unless the
+        model runs its own (remote) code; `progress` is told the prompts done after every batch."""
+        cfg = self.spec.model_cfg
         dm = SurveyDataModule({"simulate": list(items)}, self.tokenizer, self.builder, eval_batch_size=self.batch_size,
-                              max_length=context_length(self.spec.model_cfg, self.tokenizer), train_split=None,
-                              val_split=None, eval_splits=["simulate"])
+                              max_length=context_length(cfg, self.tokenizer), train_split=None,
+                              val_split=None, eval_splits=["simulate"],
+                              share_prefix=not cfg.get("trust_remote_code"))
         dm.encode()
         out = np.full((len(items), MAX_OPTIONS), np.nan)
+        done = 0
         with torch.inference_mode():
             for batch in dm.test_dataloader()[0]:
                 batch = {k: v.to(self.device) for k, v in batch.items()}
                 probs = self.module(batch).exp().masked_fill(~batch["option_mask"], 0.0).float().cpu().numpy()
                 out[batch["index"].cpu().numpy(), : probs.shape[1]] = probs
+                done += len(probs)
+                if progress is not None:
+                    progress.update(done)
         missing = np.flatnonzero(np.isnan(out[:, 0]))
         if len(missing):
             raise SurveySimError(f"no prediction for {len(missing)} prompt(s), e.g. item {int(missing[0])}")
         return np.nan_to_num(out, nan=0.0)
+
+
+class Progress:
+    """Logs the prompts done out of `total` (described by `what`, e.g. "10 questions x 5 countries x 2-5
+    orders"), the rate and the time left: at most every `every` seconds, and when all are done."""
+
+    def __init__(self, total: int, what: str, every: float = 10.0):
+        self.total, self.what, self.every = total, what, every
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if done < self.total and now - self.last < self.every:
+            return
+        self.last = now
+        rate = done / max(now - self.start, 1e-9)
+        left = f", about {(self.total - done) / rate:.0f} s left" if done < self.total else ""
+        log.info("simulated %d of %d prompts (%s): %.1f prompts/s%s", done, self.total, self.what, rate, left)
 
 
 # ---------------------------------------------------------------------------------------------- table
@@ -363,9 +392,21 @@ def tidy_table(items: Sequence[SurveyItem], stats: Sequence[dict]) -> pd.DataFra
 
 # ------------------------------------------------------------------------------------ human reference
 
+_REFERENCES: dict[str | None, tuple[pd.DataFrame | None, str]] = {}
+
+
 def human_diversity_reference() -> tuple[pd.DataFrame | None, str]:
     """Per WVS train question (C1 x Q1): option count and human diversity (mean pairwise 1-JSD across
-    countries), read from $SURVEY_SIM_DATA; (None, reason) when the data is not available."""
+    countries), read from $SURVEY_SIM_DATA; (None, reason) when the data is not available. Loaded once per
+    process and data folder, then served from memory (a copy)."""
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if root not in _REFERENCES:
+        _REFERENCES[root] = _load_human_reference()
+    frame, note = _REFERENCES[root]
+    return (None if frame is None else frame.copy()), note
+
+
+def _load_human_reference() -> tuple[pd.DataFrame | None, str]:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -395,16 +436,14 @@ def human_diversity_reference() -> tuple[pd.DataFrame | None, str]:
 
 def model_diversity(table: pd.DataFrame) -> pd.DataFrame:
     """Per simulated question: option count and mean pairwise 1-JSD of the predictions across countries."""
-    from itertools import combinations
-
-    from survey_sim.metrics import jsd
+    from survey_sim.metrics import mean_pairwise_jsd
 
     records = []
     for qid, group in table.groupby("question_id", sort=False):
         dists = [g.sort_values("option_index")["probability"].to_numpy() for _, g in group.groupby("country")]
         if len(dists) >= 2:
             records.append({"question_id": qid, "n_options": len(dists[0]), "n_groups": len(dists),
-                            "model": float(np.mean([jsd(a, b) for a, b in combinations(dists, 2)]))})
+                            "model": mean_pairwise_jsd(dists, f"question {qid}")})
     return pd.DataFrame(records, columns=["question_id", "n_options", "n_groups", "model"])
 
 
@@ -453,9 +492,15 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
     if subgroups:
         items = [it.with_(group=group_label(it.country, g), attributes=g) for it in items for g in subgroups]
     expanded, base = expand_permutations(items, permutations or MAX_OPTIONS)
-    log.info("simulating %d questions x %d countries (%d prompts)", len(questions), len(names), len(expanded))
+    orders = sorted({n for n in np.bincount(base)})
+    what = (f"{len(questions)} questions x {len(names)} countries x "
+            f"{orders[0] if len(orders) == 1 else f'{orders[0]}-{orders[-1]}'} option orders")
+    log.info("simulating %s: %d prompts", what, len(expanded))
+    started = time.perf_counter()
     sim = LoadedSimulator(spec, batch_size)
-    probs = sim.probabilities(expanded)
+    loaded = time.perf_counter()
+    probs = sim.probabilities(expanded, Progress(len(expanded), what))
+    inferred = time.perf_counter()
     table = tidy_table(items, average_copies(expanded, probs, base))
 
     out = Path(out)
@@ -480,6 +525,10 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
         "uncertainty": "probability_low/high: min and max over the cyclic shifts of the option order (order "
                        "sensitivity of the model, not sampling error); equal to probability when one shift",
         "human_reference": reference_note,
+        "throughput": {"prompts": len(expanded), "model_load_s": round(loaded - started, 3),
+                       "inference_s": round(inferred - loaded, 3),
+                       "prompts_per_s": round(len(expanded) / max(inferred - loaded, 1e-9), 3),
+                       "device": str(sim.device)},
     }
     files = {}
     buf = io.BytesIO()
@@ -500,6 +549,7 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
         fig = plot_diversity(model_diversity(plotted), reference, note=reference_note, caption=CAUTION)
         files["diversity"] = save_figure(fig, figures_dir / "diversity.png")
     metadata["files"] = {k: str(Path(v).relative_to(out)) for k, v in files.items()}
+    metadata["throughput"]["total_s"] = round(time.perf_counter() - started, 3)
     atomic_write_text(out / "README.md", _readme(metadata))
     atomic_write_json(out / "metadata.json", metadata)
     return metadata
@@ -526,6 +576,8 @@ def _readme(m: dict) -> str:
         *([(f"- groups: {'; '.join(', '.join(f'{k}={v}' for k, v in g.items()) for g in m['groups'])} "
             f"(steering format {m['steering']})")] if m.get("groups") else []),
         f"- {m['human_reference']}",
+        (f"- throughput: {m['throughput']['prompts']} prompts in {m['throughput']['inference_s']:.1f} s "
+         f"({m['throughput']['prompts_per_s']:.1f} prompts/s on {m['throughput']['device']})"),
         f"- uncertainty: {m['uncertainty']}", "",
         "Files: " + ", ".join(sorted(set(m["files"].values()))), ""])
 

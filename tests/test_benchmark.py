@@ -111,8 +111,38 @@ def test_benchmark_on_a_tiny_model_agrees_and_reports_both_paths(tiny_cfg):
     assert computed["ours"] < 0.9 < computed["ours-noprefix"] < 1.2 < computed["naive"]
     assert result["max_abs_prob_diff"] < 1e-5
     assert set(result["ratios"]) == {"eval", "train", "eval_noprefix", "train_noprefix", "peak_memory_eval",
-                                     "peak_memory_train"}
-    assert "speed-up: eval" in benchmark.format_table(result)
+                                     "peak_memory_train", "eval_ours_over_noprefix", "train_ours_over_noprefix"}
+    assert "speed-up over naive: eval" in benchmark.format_table(result)
+
+
+def test_benchmark_of_option_orders_shares_an_items_prefix_with_equal_probabilities(tiny_cfg):
+    """--permutations: every item in 3 cyclic shifts, evaluation only; ours (orders shared), ours with the batch
+    prefix only and ours without sharing predict the same probabilities, ours computing the fewest positions."""
+    benchmark = _script("benchmark")
+    from survey_sim.evaluation import expand_permutations
+    from survey_sim.model.loading import load_backbone
+    from survey_sim.model.simulator import SurveySimulator, add_lora
+
+    cfg = benchmark.compose_config("tiny_random", "demo")
+    items = expand_permutations(benchmark.load_items(cfg, "val", 6, seed=0)[0], 3)[0]
+    model, tokenizer = load_backbone(cfg.model)
+    dms = [benchmark.build_data(cfg, items, tokenizer, batch_size=4, eval_batch_size=8, bucket=1, seed=0,
+                                share_prefix=share) for share in (True, False, True)]
+    benchmark.without_order_sharing(dms[2])
+    assert "item_prefix_ids" in next(iter(dms[0].test_dataloader()[0]))
+    assert "item_prefix_ids" not in next(iter(dms[2].test_dataloader()[0]))
+    sim = SurveySimulator(add_lora(model, cfg.model.lora), loss="kl")
+    result = benchmark.run_benchmark(sim, dms[0], naive_batch=4, naive_length=160, train_steps=1, repeats=1,
+                                     unshared=dms[1], batch_prefix_only=dms[2], phases=("eval",), naive=False,
+                                     memory=False)
+    rows = {r["path"]: r for r in result["rows"]}
+    assert set(rows) == {"ours", "ours-noprefix", "ours-batchprefix"} and result["compared_with"] == "ours-noprefix"
+    assert all(r["phase"] == "eval" and r["examples"] == len(items) for r in rows.values())
+    computed = {path: r["computed_per_prompt_token"] for path, r in rows.items()}
+    assert computed["ours"] < computed["ours-batchprefix"] < computed["ours-noprefix"]
+    assert result["max_abs_prob_diff"] < 1e-5
+    assert set(result["ratios"]) == {"eval_ours_over_noprefix", "eval_ours_over_batchprefix"}
+    assert "ours over ours without prefix sharing: eval" in benchmark.format_table(result)
 
 
 def test_gpu_check_tiny_runs_on_cpu_without_hydra(tmp_path):
@@ -137,6 +167,10 @@ def test_gpu_check_tiny_runs_on_cpu_without_hydra(tmp_path):
         assert all("error" not in r and r["examples_per_s"] > 0 and r["mfu"] is None for r in entry["rows"])
         assert entry["max_abs_prob_diff"] < 1e-5
         assert set(entry["best"]) == {"eval", "train"}
+        orders = [r for r in entry["rows"] if r["orders"] == 4]
+        assert [r["shared"] for r in orders] == [False, True] and entry["orders_max_abs_prob_diff"] < 1e-5
+        assert orders[1]["computed_per_prompt_token"] < 0.8 * orders[0]["computed_per_prompt_token"]
+        assert entry["orders_shared_over_unshared"] > 0
     # the full-size architectures are the published ones
     assert gpu_check.ARCHS["llama3_8b"][1]["intermediate_size"] == 14336
     assert gpu_check.ARCHS["qwen2_7b"][1]["vocab_size"] == 152064

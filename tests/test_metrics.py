@@ -159,3 +159,16 @@ def test_bootstrap_ci():
     assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)
     with pytest.raises(ValueError, match="non-empty"):
         bootstrap_ci([])
+
+
+def test_mean_pairwise_jsd_is_the_mean_of_jsd_over_all_pairs():
+    from survey_sim.metrics import jsd, mean_pairwise_jsd
+
+    dists = np.random.default_rng(0).dirichlet(np.ones(5), size=7)
+    dists[0] = [1.0, 0.0, 0.0, 0.0, 0.0]  # zeros in a distribution
+    expected = np.mean([jsd(a, b) for a, b in combinations(dists, 2)])
+    assert mean_pairwise_jsd(dists * 3.0) == pytest.approx(expected, abs=1e-12)  # unnormalised rows too
+    with pytest.raises(ValueError, match="question q: needs at least 2"):
+        mean_pairwise_jsd(dists[:1], "question q")
+    with pytest.raises(ValueError, match="non-negative"):
+        mean_pairwise_jsd([[0.5, 0.5], [-0.1, 1.1]])

@@ -33,7 +33,9 @@ class SurveyDataModule(L.LightningDataModule):
     anchored simulators) also base [B, K]. `val_split` may name several splits (val and dev), each its own
     validation dataloader. `bucket_multiple` > 1 rounds each batch's padded length up
     to a multiple of it (fewer distinct shapes for GPU attention kernels); `share_prefix` puts the leading
-    tokens common to a batch's prompts into `prefix_ids`, computed once per batch (see `collate`).
+    tokens common to a batch's prompts into `prefix_ids`, computed once per batch, and marks the copies of
+    one item in several option orders (`order_bases`: permutation averaging, simulate's shifts); evaluation
+    batches keep them together and compute the prompt tokens they share once per item (see `collate`).
 
     Its `state_dict` (saved in every training checkpoint) holds the training data position, the epoch and
     the batches of it already trained on, so a run resumed from a mid-epoch checkpoint goes on with the
@@ -71,6 +73,7 @@ class SurveyDataModule(L.LightningDataModule):
             raise TokenizerError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
         if bucket_multiple < 1:
             raise ConfigError(f"bucket_multiple must be >= 1, got {bucket_multiple}")
+        self.share_prefix = share_prefix
         self._collate = partial(collate, pad_id=pad, pad_to_multiple=bucket_multiple, share_prefix=share_prefix)
         self._train_sampler: LengthGroupedBatchSampler | None = None
         self._position = (0, 0)  # (epoch, training batches done in it)
@@ -93,10 +96,15 @@ class SurveyDataModule(L.LightningDataModule):
                      len(self.train_versions))
 
     def _encode_items(self, split: str, items: Sequence[SurveyItem]) -> list[EncodedItem]:
-        bases = self.base_fn(items) if self.base_fn is not None else [None] * len(items)
-        return [self._encode_item(split, i, item, base) for i, (item, base) in enumerate(zip(items, bases))]
+        """Encoded items; with prefix sharing, the copies of one item in several option orders share a `base`
+        (see `order_bases`); with `base_fn`, each carries its anchor's base distribution."""
+        bases = order_bases(items) if self.share_prefix else [None] * len(items)
+        anchors = self.base_fn(items) if self.base_fn is not None else [None] * len(items)
+        return [self._encode_item(split, i, item, base, anchor)
+                for i, (item, base, anchor) in enumerate(zip(items, bases, anchors))]
 
-    def _encode_item(self, split: str, index: int, item: SurveyItem, base=None) -> EncodedItem:
+    def _encode_item(self, split: str, index: int, item: SurveyItem, base: int | None = None,
+                     anchor_base=None) -> EncodedItem:
         ids = self.prompt_builder.encode(item)
         if self.max_length is not None and len(ids) > self.max_length:
             raise TokenizerError(
@@ -108,8 +116,8 @@ class SurveyDataModule(L.LightningDataModule):
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err
-        return EncodedItem(index, tuple(ids), tuple(options), item.distribution,
-                           None if base is None else tuple(float(b) for b in base))
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution, base,
+                           None if anchor_base is None else tuple(float(b) for b in anchor_base))
 
     def setup(self, stage: str | None = None) -> None:
         self.encode()
@@ -125,7 +133,8 @@ class SurveyDataModule(L.LightningDataModule):
         replicas, rank = self._rank()
         sampler = LengthGroupedBatchSampler(
             [len(x.input_ids) for x in data], self.batch_size if train else self.eval_batch_size,
-            shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank)
+            shuffle=train, seed=self.seed, num_replicas=replicas, rank=rank,
+            bases=None if train or not self.share_prefix else [x.base for x in data])
         if train:
             self._train_sampler = sampler
             if self.encoded_train_versions:
@@ -169,6 +178,20 @@ class SurveyDataModule(L.LightningDataModule):
 
     def predict_dataloader(self) -> list[DataLoader]:
         return self.test_dataloader()
+
+
+def order_bases(items: Sequence[SurveyItem]) -> list[int | None]:
+    """Per item, the index of the first item of `items` that is the same item in some option order (same
+    group, prompt group, question and option set, any order), or None when it is the only one."""
+    first: dict[tuple, int] = {}
+    keys = [(it.group, it.prompt_group, it.question_id, it.question, it.language, tuple(sorted(it.options)))
+            for it in items]
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    counts = {key: 0 for key in first}
+    for key in keys:
+        counts[key] += 1
+    return [first[key] if counts[key] > 1 else None for key in keys]
 
 
 class EpochVersions(torch.utils.data.Dataset):

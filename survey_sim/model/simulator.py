@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
+from survey_sim.data.batching import whole_rows
 from survey_sim.errors import SurveySimError
 from survey_sim.losses import get_loss, masked_log_softmax
 from survey_sim.metrics import SELECTION_METRIC
@@ -45,11 +46,20 @@ def load_adapter(backbone: nn.Module, path: str, *, trainable: bool) -> nn.Modul
 
 
 class PrefixCache(DynamicCache):
-    """Keys and values of a prompt prefix shared by a batch, computed once (batch size 1). Once `frozen`,
-    each layer returns them joined to the batch's own keys and values without storing those, so evaluation
-    keeps no [B, T] keys and values of every layer alive."""
+    """Keys and values of prompt prefixes, computed once: the batch's prefix (batch size 1) or its items'
+    prefixes (one row per item). Once `frozen`, each layer returns them joined to the batch's own keys and
+    values without storing those, so evaluation keeps no [B, T] keys and values of every layer alive; row i
+    of the batch gets prefix row `rows[i]` (`rows` None: the one prefix row, expanded)."""
 
     frozen = False
+    rows: torch.Tensor | None = None
+
+    @classmethod
+    def new(cls, config) -> PrefixCache:
+        try:
+            return cls(config=config)
+        except TypeError:  # transformers 4.x
+            return cls()
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
         if not self.frozen:
@@ -58,9 +68,18 @@ class PrefixCache(DynamicCache):
             self.prefix[layer_idx] = (keys, values)
             return keys, values
         keys, values = self.prefix[layer_idx]
+        if self.rows is not None:
+            keys, values = keys[self.rows], values[self.rows]
         b = key_states.shape[0]
         return (torch.cat([keys.expand(b, -1, -1, -1), key_states], dim=-2),
                 torch.cat([values.expand(b, -1, -1, -1), value_states], dim=-2))
+
+    def repeated(self, config, n: int) -> PrefixCache:
+        """A new (not frozen) cache holding this one's prefix repeated for n rows, to run n continuations."""
+        out = PrefixCache.new(config)
+        for layer_idx, (keys, values) in sorted(self.prefix.items()):
+            out.update(keys.expand(n, -1, -1, -1), values.expand(n, -1, -1, -1), layer_idx)
+        return out
 
 
 def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
@@ -106,7 +125,7 @@ class SurveySimulator(L.LightningModule):
     the output embedding, so no [batch, seq, vocab] tensor is ever built. Logits are divided by
     `temperature` (1 unless calibrated), then log-softmaxed over the item's valid options.
     With `anchor_rule`, training goes *through* the anchor: the loss is taken on the model's distribution
-    combined with each item's base distribution (`batch["base"]`, see `survey_sim.model.anchoring`) with
+    combined with each item's base distribution (`batch["anchor_base"]`, see `survey_sim.model.anchoring`) with
     the rule's default parameters, so the adapter learns the deviation from the base. Predictions are
     always the model's own distribution; the runner combines them with the base for metrics.
     Validation runs over `val_split` (one name or several, e.g. val and dev); after each validation the
@@ -163,30 +182,38 @@ class SurveySimulator(L.LightningModule):
         return logits
 
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """The decoder's last hidden state at the last position. A batch with `prefix_ids` (see `collate`)
-        runs the shared prefix once, batch size 1, and the rest of every prompt against its cached keys and
-        values (`PrefixCache`); with gradient checkpointing in training (which drops caches) the prefix is
-        put back in front of every row instead."""
-        ids, mask, pos = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
-        prefix = batch.get("prefix_ids")
-        if prefix is None:
+        """The decoder's last hidden state at the last position. A batch with shared prefixes (see `collate`)
+        runs the batch's prefix once (batch size 1), then its items' prefixes (one row per item) against those
+        keys and values, then the rest of every prompt against the cached keys and values of its prefixes
+        (`PrefixCache`); with gradient checkpointing in training (which drops caches) the prefixes are put back
+        in front of every row instead (`whole_rows`)."""
+        prefix, items = batch.get("prefix_ids"), batch.get("item_prefix_ids")
+        if (prefix is None and items is None) or (self._checkpointing and self.training):
+            ids, mask, pos = whole_rows(batch)
             return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
-        b, p = ids.shape[0], prefix.shape[0]
-        prefix_pos = torch.arange(p, device=ids.device)
-        mask = torch.cat([mask.new_ones(b, p), mask], dim=1)
-        if self._checkpointing and self.training:
-            ids = torch.cat([prefix.expand(b, p), ids], dim=1)
-            pos = torch.cat([prefix_pos.expand(b, p), pos], dim=1)
-            return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
-        try:
-            cache = PrefixCache(config=body.config)
-        except TypeError:  # transformers 4.x
-            cache = PrefixCache()
         # transformers >= 5 names the argument `cache` (`past_key_values` goes away in 5.40)
         key = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
-        body(input_ids=prefix[None], position_ids=prefix_pos[None], use_cache=True, **{key: cache})
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        cache = PrefixCache.new(body.config)
+        past = mask.new_ones(1, 0)  # the attention mask of what the cache holds
+        if prefix is not None:
+            p = prefix.shape[0]
+            body(input_ids=prefix[None], position_ids=torch.arange(p, device=ids.device)[None], use_cache=True,
+                 **{key: cache})
+            past = mask.new_ones(1, p)
+        if items is not None:
+            g = items.shape[0]
+            if prefix is not None:
+                cache = cache.repeated(body.config, g)
+            past = torch.cat([past.expand(g, -1), batch["item_prefix_mask"]], dim=1)
+            body(input_ids=items, attention_mask=past, position_ids=batch["item_prefix_position_ids"],
+                 use_cache=True, **{key: cache})
+            cache.rows = batch["item_of_row"]
+            past = past[cache.rows]
         cache.frozen = True
-        out = body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True, **{key: cache})
+        mask = torch.cat([past.expand(ids.shape[0], -1), mask], dim=1)
+        out = body(input_ids=ids, attention_mask=mask, position_ids=batch["position_ids"], use_cache=True,
+                   **{key: cache})
         return out.last_hidden_state[:, -1]
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -198,9 +225,10 @@ class SurveySimulator(L.LightningModule):
         the anchor."""
         if self.anchor_rule is None:
             return log_probs
-        if "base" not in batch:
-            raise SurveySimError("training through the anchor needs each batch's base distributions ('base')")
-        return combine(log_probs, batch["base"], batch["option_mask"], self.anchor_rule,
+        if "anchor_base" not in batch:
+            raise SurveySimError("training through the anchor needs each batch's base distributions "
+                                 "('anchor_base')")
+        return combine(log_probs, batch["anchor_base"], batch["option_mask"], self.anchor_rule,
                        AnchorParams.default(self.anchor_rule))
 
     # ---- training ------------------------------------------------------------------------------------

@@ -111,11 +111,16 @@ def test_pipeline_calibrates_and_simulate_applies_it(tiny_run, questionnaire, tm
         assert not np.allclose(first, one["probability"].to_numpy(), atol=1e-6)
 
 
-def test_zero_shot_smollm2(questionnaire, tmp_path):
+def test_zero_shot_smollm2(questionnaire, tmp_path, caplog):
     out = tmp_path / "zs"
-    assert main(["--questionnaire", str(questionnaire), "--countries", "KE,Great Britain", "--model",
-                 "smollm2_135m", "--out", str(out), "--permutations", "2"]) == 0
+    with caplog.at_level("INFO", logger="survey_sim.simulate"):
+        assert main(["--questionnaire", str(questionnaire), "--countries", "KE,Great Britain", "--model",
+                     "smollm2_135m", "--out", str(out), "--permutations", "2"]) == 0
     table, meta = _check_outputs(out, ["Kenya", "Great Britain"], ["trust_science", "remote_work"], {2})
+    assert "simulated 8 of 8 prompts (2 questions x 2 countries x 2 option orders)" in caplog.text
+    speed = meta["throughput"]
+    assert speed["prompts"] == 8 and speed["prompts_per_s"] == pytest.approx(8 / speed["inference_s"], rel=0.01)
+    assert 0 < speed["inference_s"] < speed["total_s"] and speed["device"] == "cpu"
     assert meta["adapter"] is None and meta["method"] == "zs" and not meta["calibration"]["applied"]
     assert meta["model"]["name"] == "smollm2_135m" and meta["permutations"]["requested"] == 2
     if os.environ.get("SURVEY_SIM_DATA"):
@@ -123,6 +128,23 @@ def test_zero_shot_smollm2(questionnaire, tmp_path):
     else:
         assert "no human reference" in meta["human_reference"]
     assert (table["probability_high"] - table["probability_low"]).max() > 0  # two orders disagree somewhat
+
+
+def test_human_reference_is_loaded_once_per_process(monkeypatch):
+    from survey_sim import simulate
+
+    calls = []
+
+    def load():
+        calls.append(1)
+        return pd.DataFrame({"question_id": ["q"], "n_options": [3], "human": [0.8], "n_groups": [2]}), "note"
+
+    monkeypatch.setattr(simulate, "_REFERENCES", {})
+    monkeypatch.setattr(simulate, "_load_human_reference", load)
+    first, note = simulate.human_diversity_reference()
+    first.loc[0, "human"] = 0.0  # a caller changing its copy changes nothing cached
+    second, _ = simulate.human_diversity_reference()
+    assert len(calls) == 1 and note == "note" and second.loc[0, "human"] == 0.8
 
 
 def test_countries_by_name_code_and_set():
