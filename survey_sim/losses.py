@@ -148,7 +148,42 @@ def ce_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction:
     return _reduce(nll, reduction)
 
 
-LOSSES: dict[str, Callable] = {"kl": kl_loss, "js": js_loss, "wasserstein": wasserstein_loss, "ce": ce_loss}
+# ---- the paper's variants (Cao et al., NAACL 2025, released training code), labelled `*_paper` ---------------
+# Reproduced from the formulas that code evaluates per item, so that Table 7 can be rerun as published:
+# it reduced a 1-D tensor of K option values with torch's kl_div(..., reduction="batchmean"), which divides
+# the sum by K (the tensor's first dimension) rather than by a batch size.
+
+def kl_paper_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's KL: KL(human || model) / K, K the item's number of valid options."""
+    log_q, p, _, n = _prepare(log_probs, target, mask, label_smoothing)
+    return _reduce((torch.xlogy(p, p) - p * log_q).sum(dim=-1) / n.squeeze(-1), reduction)
+
+
+def js_paper_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's "JS": g = softmax(p) (the human probabilities softmaxed again), m = (q + g) / 2, and
+    (KL(m || q) + KL(m || g)) / 2 / K: the KL directions reversed, m as the reference, divided by K."""
+    log_q, p, mask, n = _prepare(log_probs, target, mask, label_smoothing)
+    q = torch.exp(log_q) * mask
+    log_g = torch.log_softmax(p.masked_fill(~mask, float("-inf")), dim=-1)
+    g = torch.exp(log_g) * mask
+    m = (q + g) / 2.0
+    kl_mq = torch.where(mask, torch.xlogy(m, m) - m * log_q, 0.0)
+    kl_mg = torch.where(mask, torch.xlogy(m, m) - m * log_g.clamp_min(LOG_FLOOR), 0.0)
+    return _reduce(0.5 * (kl_mq + kl_mg).sum(dim=-1) / n.squeeze(-1), reduction)
+
+
+def wasserstein_paper_loss(logits, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's "Wasserstein": the L1 distance between the RAW option logits (not probabilities) and the
+    human distribution, sum_i |z_i - p_i|. Takes logits, not log-probabilities (see RAW_LOGIT_LOSSES)."""
+    z, p, mask, _ = _prepare(logits, target, mask, label_smoothing)
+    return _reduce(((z - p).abs() * mask).sum(dim=-1), reduction)
+
+
+LOSSES: dict[str, Callable] = {"kl": kl_loss, "js": js_loss, "wasserstein": wasserstein_loss, "ce": ce_loss,
+                               "kl_paper": kl_paper_loss, "js_paper": js_paper_loss,
+                               "wasserstein_paper": wasserstein_paper_loss}
+#: Losses computed from the raw option logits [B, K] instead of the masked log-softmax.
+RAW_LOGIT_LOSSES = frozenset({"wasserstein_paper"})
 
 
 def get_loss(name: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

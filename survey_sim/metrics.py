@@ -27,6 +27,8 @@ from scipy.special import rel_entr
 from scipy.stats import wasserstein_distance
 
 METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "first_option_mass", "a_bias")
+#: Per-item values averaged per split besides METRICS: `letter_mass` (simulator rows only; see evaluation).
+ROW_MEANS = (*METRICS, "letter_mass")
 
 
 def _distribution(x, name: str) -> np.ndarray:
@@ -102,7 +104,7 @@ def item_metrics(p, q, *, first_index: int = 0) -> dict[str, float]:
 
 def _mean(rows: Sequence[Mapping]) -> dict:
     out: dict = {"n_items": len(rows)}
-    for name in METRICS:
+    for name in ROW_MEANS:
         values = [float(r[name]) for r in rows if r.get(name) is not None]
         if values:
             out[name] = float(np.mean(values))

@@ -61,6 +61,19 @@ def option_token_ids(tokenizer, letters: Sequence[str], prompt_end: str) -> list
     return ids
 
 
+def check_prompt_end(tokenizer, prompt_ids: Sequence[int], prompt_end: str) -> None:
+    """The letter ids are validated after `prompt_end` alone: check that the encoded prompt ends with the
+    tokens of `prompt_end` as well, all but its first token (which may merge with the text before it, as a
+    leading space or newline does), else the model reads the letters in a context they were not checked in."""
+    tail = _encode(tokenizer, prompt_end)
+    tail = tail[1:] if len(tail) > 1 else tail
+    if list(prompt_ids[len(prompt_ids) - len(tail):]) != tail:
+        raise TokenizerError(
+            f"tokenizer {_name(tokenizer)}: the prompt does not end with the tokens of the answer prefix "
+            f"{prompt_end[-20:]!r} ({tail[-3:]} expected, {list(prompt_ids[-3:])} found); the text before it "
+            "or the chat template changes how the prefix is tokenized")
+
+
 class OptionTokens:
     """Letter -> token id for one tokenizer and answer prefix; letters are validated on first use."""
 

@@ -74,13 +74,17 @@ def write_results(out_dir: Path, rows: Iterable[Mapping], metrics: Mapping) -> N
     atomic_write_json(out_dir / "metrics.json", metrics)
 
 
+TABLE_COLUMNS = ("jsd", "emd", "accuracy", "a_bias")
+LETTER_MASS_COLUMNS = (*TABLE_COLUMNS, "letter_mass")
+
+
 def format_table(split_metrics: Mapping[str, Mapping[str, float]],
-                 columns: tuple[str, ...] = ("jsd", "emd", "accuracy", "a_bias")) -> str:
+                 columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """A plain-text table of metrics per split."""
-    head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>10}" for c in columns)
+    head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>12}" for c in columns)
     lines = [head, "-" * len(head)]
     for split, m in split_metrics.items():
-        cells = "".join(f"{m[c]:>10.4f}" if c in m and m[c] is not None else f"{'-':>10}" for c in columns)
+        cells = "".join(f"{m[c]:>12.4f}" if c in m and m[c] is not None else f"{'-':>12}" for c in columns)
         lines.append(f"{split:<22}{int(m.get('n_items', 0)):>6}{cells}")
     return "\n".join(lines)
 

@@ -21,11 +21,19 @@ from survey_sim.data.item import SurveyItem
 from survey_sim.data.splits import data_files, load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
-from survey_sim.evaluation import split_metrics
+from survey_sim.evaluation import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
-from survey_sim.outputs import format_comparison, format_table, run_info, write_config, write_results
+from survey_sim.outputs import (
+    LETTER_MASS_COLUMNS,
+    TABLE_COLUMNS,
+    format_comparison,
+    format_table,
+    run_info,
+    write_config,
+    write_results,
+)
 from survey_sim.preflight import check_run
 
 log = logging.getLogger(__name__)
@@ -107,6 +115,9 @@ def run(cfg: DictConfig) -> dict:
         rows, history, extra = run_simulator(cfg, splits, eval_names, out_dir)
 
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    if uses_model(cfg):
+        warn_low_letter_mass(by_split, float(cfg.get("letter_mass_warning", 0.5)), model=str(cfg.model.name),
+                             prompt=f"{cfg.prompt.name}, chat_template={bool(cfg.model.chat_template)}")
     metrics = {
         "run": {"model": cfg.model.name if uses_model(cfg) else None,
                 "method": cfg.method.name, "control": bool(cfg.control),
@@ -123,7 +134,8 @@ def run(cfg: DictConfig) -> dict:
                                                    "seconds": round(time.time() - started, 1)})
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
-    print(format_table(by_split))
+    print(format_table(by_split, LETTER_MASS_COLUMNS if any("letter_mass" in m for m in by_split.values())
+                       else TABLE_COLUMNS))
     if "before_training" in metrics:
         print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
         print(format_comparison(metrics["before_training"], by_split))

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, TokenizerError
-from survey_sim.option_tokens import option_token_ids
+from survey_sim.option_tokens import check_prompt_end, option_token_ids
 from survey_sim.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
@@ -94,8 +94,9 @@ class SurveyDataModule(L.LightningDataModule):
                 f"split {split}, item {index} ({item.group!r}, question {item.question_id!r}): the prompt has "
                 f"{len(ids)} tokens, longer than the model's context of {self.max_length}")
         try:
-            options = option_token_ids(self.tokenizer, item.letters,
-                                       self.prompt_builder.answer_prefix(item.language))
+            prompt_end = self.prompt_builder.answer_prefix(item.language)
+            check_prompt_end(self.tokenizer, ids, prompt_end)
+            options = option_token_ids(self.tokenizer, item.letters, prompt_end)
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err

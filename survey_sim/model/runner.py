@@ -97,8 +97,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
 
     rows: dict[str, list[dict]] = {}
 
-    def evaluate(split: str, probs) -> dict:
-        rows[split] = prediction_rows(expanded[split], probs.numpy(), bases[split])
+    def evaluate(split: str, probs, letter_mass) -> dict:
+        rows[split] = prediction_rows(expanded[split], probs.numpy(), bases[split], letter_mass.numpy())
         return split_metrics(rows[split])
 
     backbone = load_model(cfg.model)
@@ -111,7 +111,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.trainer.optim.lr),
         weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),
         eval_split_names=eval_names, val_split=dm.val_split, evaluate_fn=evaluate,
-        gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing))
+        gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing),
+        split_sizes={name: len(items) for name, items in expanded.items()})
     logger = build_logger(cfg, out_dir)
     trainer = build_trainer(cfg, out_dir, logger)
     extra: dict = {}

@@ -12,7 +12,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from survey_sim.errors import SurveySimError
-from survey_sim.losses import get_loss, masked_log_softmax
+from survey_sim.losses import RAW_LOGIT_LOSSES, get_loss, masked_log_softmax
 
 log = logging.getLogger(__name__)
 
@@ -90,17 +90,19 @@ class SurveySimulator(L.LightningModule):
     the output embedding, so no [batch, seq, vocab] tensor is ever built. Logits are divided by
     `temperature` (1 unless calibrated), then log-softmaxed over the item's valid options.
     Evaluation batches are collected per split; `predictions[split]` holds [N, 26] probabilities in item
-    index order after each validation/test epoch, gathered from all ranks without duplicates, and
+    index order after each validation/test epoch, gathered from all ranks without duplicates,
+    `letter_mass[split]` [N] each item's letter mass (see `readout`), and
     `predicted_with[split]` the optimizer step and temperature they were made with, so that a pass over
     a split already predicted with the current weights (the validation at the end of training) is not
-    repeated (`current_predictions`).
+    repeated (`current_predictions`). `split_sizes` (split -> item count): a split whose gathered
+    predictions miss any item, the last ones included, is an error.
     """
 
     def __init__(self, backbone: nn.Module, *, loss: str = "kl", loss_kwargs: Mapping | None = None,
                  lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0,
                  eval_split_names: Sequence[str] = (), val_split: str | None = "val",
-                 evaluate_fn: Callable[[str, torch.Tensor], dict] | None = None,
-                 gradient_checkpointing: bool = False):
+                 evaluate_fn: Callable[[str, torch.Tensor, torch.Tensor], dict] | None = None,
+                 gradient_checkpointing: bool = False, split_sizes: Mapping[str, int] | None = None):
         super().__init__()
         self.backbone = backbone
         self.loss_name = loss
@@ -108,8 +110,10 @@ class SurveySimulator(L.LightningModule):
         self.lr, self.weight_decay, self.warmup_steps = lr, weight_decay, warmup_steps
         self.eval_split_names, self.val_split = list(eval_split_names), val_split
         self.evaluate_fn = evaluate_fn
+        self.split_sizes = dict(split_sizes or {})
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.predictions: dict[str, torch.Tensor] = {}
+        self.letter_mass: dict[str, torch.Tensor] = {}
         self.predicted_with: dict[str, tuple[int, float]] = {}  # split -> weights_state() of its predictions
         self.history: list[dict] = []
         self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -125,12 +129,30 @@ class SurveySimulator(L.LightningModule):
         """[B, K] float32 logits of the option tokens at the prediction point (the last position)."""
         body, head = _body_and_head(self.backbone)
         hidden = self._last_hidden(body, batch)                    # [B, H]
-        rows = head.weight[batch["option_ids"]]                    # [B, K, H]
+        return self._option_rows_logits(head, hidden, batch["option_ids"])
+
+    @staticmethod
+    def _option_rows_logits(head: nn.Module, hidden: torch.Tensor, option_ids: torch.Tensor) -> torch.Tensor:
+        rows = head.weight[option_ids]                             # [B, K, H]
         with torch.autocast(hidden.device.type, enabled=False):   # float32 even under bf16 autocast
             logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[batch["option_ids"]].float()
+            logits = logits + head.bias[option_ids].float()
         return logits
+
+    def readout(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Option logits [B, K] (as `option_logits`) and the letter mass [B]: the option letters' share of
+        the full next-token distribution at the last position, logsumexp over the K option logits minus
+        logsumexp over the whole vocabulary (temperature 1). The vocabulary logits are [B, V], of the last
+        position only; computed in the head's dtype and summed in float32."""
+        body, head = _body_and_head(self.backbone)
+        hidden = self._last_hidden(body, batch)
+        logits = self._option_rows_logits(head, hidden, batch["option_ids"])
+        vocab = torch.nn.functional.linear(hidden.to(head.weight.dtype), head.weight,
+                                           getattr(head, "bias", None)).float()   # [B, V]
+        letters = vocab.gather(1, batch["option_ids"]).masked_fill(~batch["option_mask"], float("-inf"))
+        log_mass = torch.logsumexp(letters, dim=-1) - torch.logsumexp(vocab, dim=-1)
+        return logits, log_mass.clamp_max(0.0).exp()
 
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with `prefix_ids` (see `collate`)
@@ -169,8 +191,14 @@ class SurveySimulator(L.LightningModule):
         submodule modes, so without this LoRA dropout (and any model dropout) would be off in training."""
         self.train()
 
+    def _loss(self, batch, logits: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch, from the raw option logits for the losses in RAW_LOGIT_LOSSES."""
+        scores = logits if self.loss_name in RAW_LOGIT_LOSSES else log_probs
+        return self.loss_fn(scores, batch["target"], batch["option_mask"])
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss_fn(self(batch), batch["target"], batch["option_mask"])
+        logits = self.option_logits(batch)
+        loss = self._loss(batch, logits, masked_log_softmax(logits / self.temperature, batch["option_mask"]))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
@@ -199,16 +227,19 @@ class SurveySimulator(L.LightningModule):
         """Splits whose `predictions` were made with the current weights and temperature."""
         return [split for split, state in self.predicted_with.items() if state == self.weights_state()]
 
-    def _collect(self, split: str, batch) -> torch.Tensor:
-        log_probs = self(batch)
-        probs = torch.zeros(len(batch["index"]), MAX_OPTIONS, device=log_probs.device)
+    def _collect(self, split: str, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Option logits and log-probabilities of the batch; keeps [B, 26] probabilities with the letter mass
+        as a 27th column."""
+        logits, mass = self.readout(batch)
+        log_probs = masked_log_softmax(logits / self.temperature, batch["option_mask"])
+        probs = torch.zeros(len(batch["index"]), MAX_OPTIONS + 1, device=log_probs.device)
         probs[:, : log_probs.shape[1]] = log_probs.exp().masked_fill(~batch["option_mask"], 0.0)
+        probs[:, MAX_OPTIONS] = mass
         self._collected.setdefault(split, []).append((batch["index"], probs))
-        return log_probs
+        return logits, log_probs
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        log_probs = self._collect(self.val_split, batch)
-        loss = self.loss_fn(log_probs, batch["target"], batch["option_mask"])
+        loss = self._loss(batch, *self._collect(self.val_split, batch))
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["index"]), sync_dist=True)
 
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -223,15 +254,21 @@ class SurveySimulator(L.LightningModule):
             probs = torch.cat([p for _, p in parts])
             if self._trainer is not None and self.trainer.world_size > 1:
                 index, probs = self._gather_ranks(index, probs)
-            n = int(index.max()) + 1 if len(index) else 0
-            out = torch.full((n, MAX_OPTIONS), float("nan"), device=probs.device)
+            seen = int(index.max()) + 1 if len(index) else 0
+            n = self.split_sizes.get(split, seen)
+            if seen > n:
+                raise SurveySimError(f"split {split}: a prediction for item {seen - 1}, but the split has {n} items")
+            out = torch.full((n, MAX_OPTIONS + 1), float("nan"), device=probs.device)
             out[index] = probs  # duplicates (padding batches of other ranks) carry identical values
-            if torch.isnan(out[:, 0]).any():
-                raise SurveySimError(f"split {split}: predictions missing for some items after gathering")
-            self.predictions[split] = out.float().cpu()
+            missing = torch.isnan(out[:, 0]).nonzero().flatten().tolist()
+            if missing:
+                raise SurveySimError(f"split {split}: predictions missing for {len(missing)} of {n} items after "
+                                     f"gathering (e.g. items {missing[:5]})")
+            out = out.float().cpu()
+            self.predictions[split], self.letter_mass[split] = out[:, :MAX_OPTIONS], out[:, MAX_OPTIONS]
             self.predicted_with[split] = self.weights_state()
             if self.evaluate_fn is not None:
-                summary = self.evaluate_fn(split, self.predictions[split])
+                summary = self.evaluate_fn(split, self.predictions[split], self.letter_mass[split])
                 self.log_dict(logged_metrics("val" if stage == "val" else f"test/{split}", summary),
                               rank_zero_only=True)
         self._collected = {}
@@ -242,9 +279,9 @@ class SurveySimulator(L.LightningModule):
         counts = self.all_gather(torch.tensor([len(index)], device=probs.device)).reshape(-1)
         pad = int(counts.max()) - len(index)
         index = torch.cat([index, index.new_full((pad,), -1)])
-        probs = torch.cat([probs, probs.new_zeros(pad, MAX_OPTIONS)])
+        probs = torch.cat([probs, probs.new_zeros(pad, probs.shape[1])])
         index = self.all_gather(index).reshape(-1)
-        probs = self.all_gather(probs).reshape(-1, MAX_OPTIONS)
+        probs = self.all_gather(probs).reshape(-1, probs.shape[1])
         keep = index >= 0
         return index[keep], probs[keep]
 

@@ -22,6 +22,7 @@ TABLE_METRICS = {
     "emd_paper_code": ("EMD (paper code)", False),
     "accuracy": ("Accuracy", True),
     "a_bias": ("A-bias: mass on the option shown first minus the human share", None),
+    "letter_mass": ("Letter mass: the option letters' share of the next-token probability (simulators)", True),
 }
 SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
                "test-unseen-country", "test-unseen-question", "test-unseen-both")

@@ -160,3 +160,32 @@ def test_prefix_sharing_is_off_for_models_running_their_own_code(remote_code):
     dm, _, _ = build_datamodule(cfg, splits, names, load_tokenizer(cfg.model), train=False)
     batch = next(iter(dm.test_dataloader()[0]))
     assert ("prefix_ids" in batch) == (not remote_code)
+
+
+def test_letter_mass_is_the_letters_share_of_the_full_next_token_distribution():
+    """readout's letter mass equals the softmax over the whole vocabulary at the last position, summed over
+    the item's option ids (computed here from the full [T, V] logits of one unpadded prompt at a time)."""
+    model = _model()
+    sim = SurveySimulator(model, loss="kl").eval()
+    items, batch = _batch()
+    with torch.no_grad():
+        logits, mass = sim.readout(batch)
+        torch.testing.assert_close(logits, sim.option_logits(batch))
+        for row, x in enumerate(items):
+            full = torch.softmax(model(input_ids=torch.tensor([x.input_ids])).logits[0, -1], -1)
+            assert mass[row].item() == pytest.approx(full[list(x.option_ids)].sum().item(), abs=1e-6)
+
+
+def test_raw_logit_losses_get_the_option_logits():
+    """wasserstein_paper (the paper's L1 on raw logits) is computed from logits, the others from log-probs."""
+    from survey_sim.losses import get_loss, masked_log_softmax
+
+    items, batch = _batch()
+    with torch.no_grad():
+        for name in ("wasserstein_paper", "kl"):
+            sim = SurveySimulator(_model(), loss=name).eval()
+            logits = sim.option_logits(batch)
+            log_probs = masked_log_softmax(logits, batch["option_mask"])
+            scores = logits if name == "wasserstein_paper" else log_probs
+            expected = get_loss(name)(scores, batch["target"], batch["option_mask"])
+            torch.testing.assert_close(sim._loss(batch, logits, log_probs), expected)
