@@ -150,16 +150,3 @@ def diversity(rows: Iterable[Mapping]) -> dict[str, dict]:
         }
     return out
 
-
-def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of `values` (resampling items)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-D array of finite values, got shape {v.shape}")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // v.size)
-    means = np.concatenate([v[rng.integers(0, v.size, size=(min(chunk, n - i), v.size))].mean(axis=1)
-                            for i in range(0, n, chunk)])
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)

@@ -73,6 +73,19 @@ def unwrapped_name(name: str) -> str:
     return name
 
 
+def has_active_dropout(module: nn.Module) -> bool:
+    """Whether a forward pass of `module` in its current mode drops anything: a dropout layer in training mode
+    with p > 0 (LoRA's dropout among them), or a positive `*dropout` rate in its config (attention dropout is
+    applied functionally, without a layer)."""
+    if not module.training:
+        return False
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0 for m in module.modules()):
+        return True
+    config = getattr(module, "config", None)
+    rates = config.to_dict().items() if hasattr(config, "to_dict") else ()
+    return any(k.endswith("dropout") and isinstance(v, float) and v > 0 for k, v in rates)
+
+
 def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(base, base.base_model_prefix, None)
@@ -157,8 +170,9 @@ class SurveySimulator(L.LightningModule):
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with `prefix_ids` (see `collate`)
         runs the shared prefix once, batch size 1, and the rest of every prompt against its cached keys and
-        values (`PrefixCache`); with gradient checkpointing in training (which drops caches) the prefix is
-        put back in front of every row instead."""
+        values (`PrefixCache`). In training with gradient checkpointing (which drops caches) or with any
+        dropout active, the prefix is put back in front of every row instead: a batch-size-1 prefix pass
+        would share one dropout mask across all rows of the batch."""
         ids, mask, pos = batch["input_ids"], batch["attention_mask"], batch["position_ids"]
         prefix = batch.get("prefix_ids")
         if prefix is None:
@@ -166,7 +180,7 @@ class SurveySimulator(L.LightningModule):
         b, p = ids.shape[0], prefix.shape[0]
         prefix_pos = torch.arange(p, device=ids.device)
         mask = torch.cat([mask.new_ones(b, p), mask], dim=1)
-        if self._checkpointing and self.training:
+        if self.training and (self._checkpointing or has_active_dropout(body)):
             ids = torch.cat([prefix.expand(b, p), ids], dim=1)
             pos = torch.cat([prefix_pos.expand(b, p), pos], dim=1)
             return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
