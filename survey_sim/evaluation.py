@@ -73,7 +73,8 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
         }
         # A-bias: mass on the option SHOWN first (in the base item's presentation) minus the human mass on it;
         # without shuffling that is the original first option.
-        row.update(item_metrics(human, q, first_index=order[0]))
+        row.update(item_metrics(human, q, first_index=order[0], positions=item.scale_positions(),
+                                ordinal=item.ordinal))
         if letter_mass is not None:
             row["letter_mass"] = float(np.mean(masses[b]))
         rows.append(row)

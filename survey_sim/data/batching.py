@@ -13,12 +13,14 @@ from torch.utils.data import Sampler
 
 @dataclass(frozen=True)
 class EncodedItem:
-    """One item ready for the model: prompt token ids, option token ids and the human target."""
+    """One item ready for the model: prompt token ids, option token ids, the human target and, per
+    displayed option, its scale position (NaN: off the scale; all NaN: a nominal item; empty: 0..K-1)."""
 
     index: int
     input_ids: tuple[int, ...]
     option_ids: tuple[int, ...]
     target: tuple[float, ...]
+    scale: tuple[float, ...] = ()
 
 
 class LengthGroupedBatchSampler(Sampler[list[int]]):
@@ -113,7 +115,7 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
     Rounding T up bounds the number of distinct sequence lengths (GPU attention kernels plan per shape);
     left padding keeps the last position the prediction point. Returns input_ids/attention_mask [B, T],
     position_ids [B, T] (counted from the first real token, so a prompt's positions do not depend on its
-    batch), option_ids/option_mask/target [B, K], index [B].
+    batch), option_ids/option_mask/target/option_scale [B, K] (scale positions, NaN off the scale), index [B].
 
     `share_prefix`: when all prompts start with the same >= MIN_SHARED_PREFIX tokens (a chat template's system
     turn, the instruction's opening words), those go once into `prefix_ids` [P] and input_ids etc. hold the
@@ -131,6 +133,7 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
     option_ids = torch.zeros((b, k), dtype=torch.long)
     option_mask = torch.zeros((b, k), dtype=torch.bool)
     target = torch.zeros((b, k), dtype=torch.float32)
+    option_scale = torch.full((b, k), float("nan"), dtype=torch.float32)
     for row, x in enumerate(items):
         n, m = len(x.input_ids) - p, len(x.option_ids)
         input_ids[row, t - n:] = torch.tensor(x.input_ids[p:], dtype=torch.long)
@@ -138,10 +141,11 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
         option_ids[row, :m] = torch.tensor(x.option_ids, dtype=torch.long)
         option_mask[row, :m] = True
         target[row, :m] = torch.tensor(x.target, dtype=torch.float32)
+        option_scale[row, :m] = torch.tensor(x.scale or range(m), dtype=torch.float32)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0) + p
     batch = {
         "input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
-        "option_ids": option_ids, "option_mask": option_mask, "target": target,
+        "option_ids": option_ids, "option_mask": option_mask, "target": target, "option_scale": option_scale,
         "index": torch.tensor([x.index for x in items], dtype=torch.long),
     }
     if p:

@@ -20,6 +20,16 @@ from survey_sim.prompts import PromptBuilder
 log = logging.getLogger(__name__)
 
 
+def displayed_scale(item: SurveyItem) -> tuple[float, ...]:
+    """Scale position of each option as displayed (after any shuffling): the ORIGINAL option's position, so
+    distances never depend on the display order; NaN off the scale, all NaN for a nominal item."""
+    nan = float("nan")
+    if not item.ordinal:
+        return (nan,) * item.num_options
+    positions = item.scale_positions()
+    return tuple(nan if positions[j] is None else positions[j] for j in item.option_order)
+
+
 class SurveyDataModule(L.LightningDataModule):
     """Serves the train split, the validation split and any number of named evaluation splits.
 
@@ -100,7 +110,7 @@ class SurveyDataModule(L.LightningDataModule):
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err
-        return EncodedItem(index, tuple(ids), tuple(options), item.distribution)
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution, displayed_scale(item))
 
     def setup(self, stage: str | None = None) -> None:
         self.encode()

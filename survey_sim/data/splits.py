@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from survey_sim.data import demo
 from survey_sim.data.countries import canonical_country
 from survey_sim.data.item import SurveyItem
+from survey_sim.data.scales import with_wvs_scales
 from survey_sim.data.transforms import country_key, select_language, stable_seed, translate_items
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.paths import data_root
@@ -358,6 +359,7 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
             raw.update(translated)
             for key, rep in reports.items():
                 filters[key] += f", in {language} ({rep['skipped']} items without translation skipped)"
+        raw = {k: with_wvs_scales(v, f"split {k}") if specs[k].survey == "wvs" else v for k, v in raw.items()}
     seed = int(cfg.get("seed") or 0)
     out = {}
     for key, items in raw.items():

@@ -12,7 +12,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from survey_sim.errors import SurveySimError
-from survey_sim.losses import RAW_LOGIT_LOSSES, get_loss, masked_log_softmax
+from survey_sim.losses import RAW_LOGIT_LOSSES, SCALE_LOSSES, get_loss, masked_log_softmax
 
 log = logging.getLogger(__name__)
 
@@ -206,9 +206,11 @@ class SurveySimulator(L.LightningModule):
         self.train()
 
     def _loss(self, batch, logits: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
-        """The training loss of a batch, from the raw option logits for the losses in RAW_LOGIT_LOSSES."""
+        """The training loss of a batch, from the raw option logits for the losses in RAW_LOGIT_LOSSES, with
+        the options' scale positions for those in SCALE_LOSSES."""
         scores = logits if self.loss_name in RAW_LOGIT_LOSSES else log_probs
-        return self.loss_fn(scores, batch["target"], batch["option_mask"])
+        extra = (batch.get("option_scale"),) if self.loss_name in SCALE_LOSSES else ()
+        return self.loss_fn(scores, batch["target"], batch["option_mask"], *extra)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         logits = self.option_logits(batch)
