@@ -74,6 +74,25 @@ def check_prompt_end(tokenizer, prompt_ids: Sequence[int], prompt_end: str) -> N
             "or the chat template changes how the prefix is tokenized")
 
 
+def paper_letter_ids(tokenizer, letters: Sequence[str], labels: Sequence[str]) -> list[int]:
+    """The paper code's letter rule (prompt.letter_rule=paper): the second token of the option text
+    "L)label" encoded with the tokenizer's special tokens, i.e. the token after the BOS. With SentencePiece
+    tokenizers (Vicuna) that is the word-initial "▁A" (id 319), not the "A" (id 29909) that follows "(" in the
+    prompt. The ids must be distinct (else `TokenizerError`)."""
+    ids = []
+    for letter, label in zip(letters, labels):
+        encoded = [int(i) for i in tokenizer(f"{letter}){label}")["input_ids"]]
+        if len(encoded) < 2:
+            raise TokenizerError(f"tokenizer {_name(tokenizer)}: {letter + ')' + label!r} is one token; the paper "
+                                 "rule reads the second")
+        ids.append(encoded[1])
+    if len(set(ids)) != len(ids):
+        raise TokenizerError(f"tokenizer {_name(tokenizer)}: the paper letter rule gives shared ids "
+                             f"{list(zip(letters, ids))} (a tokenizer without BOS reads the token after the "
+                             "letter); use prompt.letter_rule=context")
+    return ids
+
+
 class OptionTokens:
     """Letter -> token id for one tokenizer and answer prefix; letters are validated on first use."""
 

@@ -204,7 +204,8 @@ class LoadedSimulator:
         self.spec = spec
         cfg = spec.model_cfg
         self.tokenizer = load_tokenizer(cfg)
-        self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template))
+        self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template),
+                                     family=cfg.get("paper_chat_format"))
         self.batch_size = int(batch_size or cfg.eval_batch_size)
         backbone = load_model(cfg)
         if spec.adapter is not None:

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, TokenizerError
-from survey_sim.option_tokens import check_prompt_end, option_token_ids
+from survey_sim.option_tokens import check_prompt_end, option_token_ids, paper_letter_ids
 from survey_sim.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,10 @@ class SurveyDataModule(L.LightningDataModule):
         try:
             prompt_end = self.prompt_builder.answer_prefix(item.language)
             check_prompt_end(self.tokenizer, ids, prompt_end)
-            options = option_token_ids(self.tokenizer, item.letters, prompt_end)
+            if self.prompt_builder.letter_rule == "paper":
+                options = paper_letter_ids(self.tokenizer, item.letters, item.options)
+            else:
+                options = option_token_ids(self.tokenizer, item.letters, prompt_end)
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err

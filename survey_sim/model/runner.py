@@ -70,7 +70,8 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
     data = dict(expanded)
     if train:
         data["train"] = splits["train"]
-    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
+                            family=cfg.model.get("paper_chat_format"))
     share_prefix = bool(cfg.trainer.get("share_prefix", False))
     if share_prefix and cfg.model.get("trust_remote_code"):
         log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "
