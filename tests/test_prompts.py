@@ -380,3 +380,26 @@ def test_every_english_wvs_prompt_equals_the_papers_llama3_construction(llama3):
     print(f"{equal} of {len(ours)} English WVS prompts equal the paper's Llama-3 construction token for token")
     assert equal == len(ours) > 11_000
     assert builder.encode(item_from_record(rec, "en")) == got[-1]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("file", ["pew/global_pew_test.json", "wvs/test_en.json", "wvs/valid_zh.json"])
+def test_loaded_items_prompt_with_the_sources_country_label(file):
+    """Items loaded by the processed source name the country as the source file does (e.g. Pew's "Britain",
+    "India (Current national sample)"); the canonical name is only their group, for matching."""
+    from survey_sim.data.sources.processed import load_processed
+
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if not root:
+        pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
+    path = Path(root) / file
+    records = [r for r in json.loads(path.read_text(encoding="utf-8"))
+               if any(float(v) > 0 for v in r["options_dist"].values())]
+    items = load_processed(path).items
+    builder = PromptBuilder("paper")
+    equal = sum(builder.build_text(it)[0] == r["instruction"] + r["input"] + ", ".join(r["options"])
+                for it, r in zip(items, records))
+    renamed = sum(it.group != it.prompt_group for it in items)
+    print(f"{file}: {equal} of {len(items)} prompts equal the paper's; {renamed} name the country otherwise "
+          "than its canonical group")
+    assert len(items) == len(records) and equal == len(items)
