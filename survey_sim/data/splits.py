@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 WVS_SOURCES = ("processed", "wvs_raw", "demo")
 PEW_SOURCES = ("processed", "goqa")
+#: data.goqa_rows: which GlobalOpinionQA rows pew_source=goqa loads (the table's `source` column).
+GOQA_ROWS = {"pew": "pew", "wvs": "wvs", "all": None}
 SURVEYS = ("wvs", "pew")
 LANGUAGES = ("en", "zh")
 
@@ -180,6 +182,8 @@ def validate_data_config(data_cfg) -> dict:
     pew_source = cfg.get("pew_source", "processed")
     if "pew" in surveys and pew_source not in PEW_SOURCES:
         raise ConfigError(f"{where}: pew_source must be one of {', '.join(PEW_SOURCES)}, got {pew_source!r}")
+    if "pew" in surveys and cfg.get("goqa_rows", "pew") not in GOQA_ROWS:
+        raise ConfigError(f"{where}: goqa_rows must be one of {', '.join(GOQA_ROWS)}, got {cfg.get('goqa_rows')!r}")
     if "pew" in surveys and language != "en":
         raise ConfigError(f"{where}: the Pew splits exist in English only, got language {language!r}")
     root = data_root(cfg.get("root"))
@@ -237,7 +241,8 @@ def _load_source(cfg: dict, survey: str) -> tuple[list[SurveyItem], bool]:
     if survey == "pew":
         path = _files(files.get("pew"))
         if cfg.get("pew_source", "processed") == "goqa":
-            results = [sources.load_goqa(root / path[0] if path else None)]
+            results = [sources.load_goqa(root / path[0] if path else None,
+                                         source=GOQA_ROWS[cfg.get("goqa_rows", "pew")])]
         else:
             results = [sources.load_processed(root / path[0], language="en")]
     elif cfg["source"] == "processed":
