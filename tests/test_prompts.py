@@ -346,17 +346,21 @@ def test_chinese_items_get_the_english_suffix_under_paper():
 
 
 @pytest.mark.real_data
-def test_every_english_wvs_prompt_equals_the_papers_llama3_construction(llama3):
+@pytest.mark.parametrize("files, language, count", [
+    (("wvs/train_en.json", "wvs/valid_en.json", "wvs/test_en.json"), "en", 11_781),
+    (("wvs/valid_zh.json",), "zh", 1_586), (("pew/global_pew_test.json",), "en", 3_983)])
+def test_every_real_prompt_equals_the_papers_llama3_construction(llama3, files, language, count):
+    """WVS (English and Chinese: the released English suffix) and Pew prompts under chat_format=paper."""
     root = os.environ.get("SURVEY_SIM_DATA")
     if not root:
         pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
     builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, tokenizer=llama3, chat_template=True,
                             family="llama3")
     ours, papers = [], []
-    for name in ("train_en.json", "valid_en.json", "test_en.json"):
-        for rec in json.loads((Path(root) / "wvs" / name).read_text(encoding="utf-8")):
+    for name in files:
+        for rec in json.loads((Path(root) / name).read_text(encoding="utf-8")):
             if any(float(v) > 0 for v in rec["options_dist"].values()):
-                ours.append(builder.full_text(item_from_record(rec, "en")))
+                ours.append(builder.full_text(item_from_record(rec, language)))
                 papers.append(rec["instruction"] + rec["input"] + ", ".join(rec["options"]))
     # batched: the paper's pieces around the user text are the same for every prompt
     head, tail = paper_llama3_ids(llama3, "\x00", PAPER_SUFFIX), None
@@ -365,9 +369,9 @@ def test_every_english_wvs_prompt_equals_the_papers_llama3_construction(llama3):
     expected = [head + ids[1:] + tail for ids in llama3(papers)["input_ids"]]
     got = llama3(ours, add_special_tokens=False)["input_ids"]
     equal = sum(a == b for a, b in zip(got, expected))
-    print(f"{equal} of {len(ours)} English WVS prompts equal the paper's Llama-3 construction token for token")
-    assert equal == len(ours) > 11_000
-    assert builder.encode(item_from_record(rec, "en")) == got[-1]
+    print(f"{files}: {equal} of {len(ours)} prompts equal the paper's Llama-3 construction token for token")
+    assert equal == len(ours) == count
+    assert builder.encode(item_from_record(rec, language)) == got[-1]
 
 
 @pytest.mark.real_data
