@@ -10,6 +10,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from survey_sim.pipeline import run
+from survey_sim.report import build_report
 from survey_sim.run import CONFIG_DIR
 
 COMMON = ["data=demo", "model=smollm2_135m", "method=zs", "logger=csv", "trainer.enable_progress_bar=false",
@@ -48,3 +49,8 @@ def test_letter_mass_recorded_and_warned_about(tmp_path, caplog, capsys):
     with caplog.at_level(logging.WARNING, logger="survey_sim"):
         _run(tmp_path / "lowered", "model.chat_template=false", NOT_A_LETTER, "letter_mass_warning=0.0")
     assert "letter mass" not in caplog.text
+
+    report = build_report([tmp_path / "paper", tmp_path / "year"], tmp_path / "report", plots=False, n_boot=50)
+    assert "letter_mass" in report.tables
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "## Letter mass: the option letters' share of the next-token probability" in md
