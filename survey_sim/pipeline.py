@@ -117,7 +117,8 @@ def run(cfg: DictConfig) -> dict:
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
     if uses_model(cfg):
         warn_low_letter_mass(by_split, float(cfg.get("letter_mass_warning", 0.5)), model=str(cfg.model.name),
-                             prompt=f"{cfg.prompt.name}, chat_template={bool(cfg.model.chat_template)}")
+                             prompt=f"{cfg.prompt.name}, chat_format={cfg.prompt.get('chat_format', 'official')}, "
+                                    f"chat_template={bool(cfg.model.chat_template)}")
     metrics = {
         "run": {"model": cfg.model.name if uses_model(cfg) else None,
                 "method": cfg.method.name, "control": bool(cfg.control),
