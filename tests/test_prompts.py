@@ -395,3 +395,28 @@ def test_loaded_items_prompt_with_the_sources_country_label(file):
     print(f"{file}: {equal} of {len(items)} prompts equal the paper's; {renamed} name the country otherwise "
           "than its canonical group")
     assert len(items) == len(records) and equal == len(items)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("family", ["deepseek", "qwen", "vicuna"])
+def test_every_real_prompt_equals_the_papers_construction_at_string_level(family):
+    """WVS (English) and Pew prompts under chat_format=paper for the families whose tokenizers are not
+    available offline, compared as text with the paper's pieces reassembled from each record."""
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if not root:
+        pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
+    builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, family=family)
+    paper = {"deepseek": _deepseek_pieces,
+             "qwen": lambda user, suffix: (f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                                           f"<|im_start|>user\n{user}{suffix}<|im_end|>\n<|im_start|>assistant\n"
+                                           f"{suffix}"),
+             "vicuna": lambda user, suffix: user + suffix}[family]
+    total = equal = 0
+    for name in ("wvs/train_en.json", "wvs/valid_en.json", "wvs/test_en.json", "pew/global_pew_test.json"):
+        for rec in json.loads((Path(root) / name).read_text(encoding="utf-8")):
+            if any(float(v) > 0 for v in rec["options_dist"].values()):
+                total += 1
+                user = rec["instruction"] + rec["input"] + ", ".join(rec["options"])
+                equal += builder.full_text(item_from_record(rec, "en")) == paper(user, PAPER_SUFFIX)
+    print(f"{family}: {equal} of {total} WVS and Pew prompts equal the paper's construction (string level)")
+    assert equal == total == 11_781 + 3_983
