@@ -137,6 +137,9 @@ def run(cfg: DictConfig) -> dict:
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
     print(format_table(by_split, LETTER_MASS_COLUMNS if any("letter_mass" in m for m in by_split.values())
                        else TABLE_COLUMNS))
+    excluded = {name: m["n_emd_excluded"] for name, m in by_split.items() if m.get("n_emd_excluded")}
+    if excluded:
+        print(f"emd not scored (nominal questions): {', '.join(f'{k} {v}' for k, v in excluded.items())} items")
     if "before_training" in metrics:
         print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
         print(format_comparison(metrics["before_training"], by_split))

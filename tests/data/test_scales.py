@@ -130,3 +130,23 @@ def test_rule_on_the_real_english_items_gives_the_recorded_questions(data_root):
                 assert found.setdefault(str(record["id"]), skip) == skip
     recorded = {q: idx for q, (idx, _, _) in WVS_SCALES.items() if idx}
     assert found == recorded
+
+
+@pytest.mark.real_data
+def test_a_run_counts_and_prints_the_nominal_items(tmp_path, capsys, data_root):
+    """A baseline run on WVS test items with nominal questions (Q152-Q157 are in C2-Q1): metrics.json counts
+    the items without emd, the printed table says so, and predictions.jsonl has emd null for them."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.pipeline import run
+    from survey_sim.run import CONFIG_DIR
+
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            "method=uniform", "data=wvs_en", "eval_splits=[C2-Q1]", "logger=csv", f"output_dir={tmp_path}"])
+    metrics = run(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    nominal = [r for r in rows if r["split"] == "C2-Q1" and r["question_id"] in NOMINAL_WVS]
+    assert nominal and all(r["emd"] is None for r in nominal)
+    assert metrics["splits"]["C2-Q1"]["n_emd_excluded"] == len(nominal)
+    assert f"emd not scored (nominal questions): C2-Q1 {len(nominal)} items" in capsys.readouterr().out
