@@ -68,7 +68,8 @@ def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size:
     from survey_sim.model.loading import context_length
     from survey_sim.prompts import PromptBuilder
 
-    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template))
+    builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
+                            family=cfg.model.get("paper_chat_format"))
     dm = SurveyDataModule({"bench": items}, tokenizer, builder, batch_size=batch_size,
                           eval_batch_size=eval_batch_size, seed=seed,
                           max_length=context_length(cfg.model, tokenizer), train_split="bench", val_split=None,

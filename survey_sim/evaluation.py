@@ -8,7 +8,8 @@ shown first in the item as evaluated (after any shuffling; for permutation avera
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -17,6 +18,8 @@ from survey_sim.data.transforms import cyclic_shift
 from survey_sim.errors import SurveySimError
 from survey_sim.metrics import aggregate, item_metrics
 from survey_sim.noise_ceiling import ceiling_summary
+
+log = logging.getLogger(__name__)
 
 
 def expand_permutations(items: Sequence[SurveyItem], n: int) -> tuple[list[SurveyItem], list[int]]:
@@ -32,17 +35,23 @@ def expand_permutations(items: Sequence[SurveyItem], n: int) -> tuple[list[Surve
 
 
 def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]],
-                    base: Sequence[int] | None = None) -> list[dict]:
-    """One row per base item: human and predicted distributions in original order, spread, metrics."""
+                    base: Sequence[int] | None = None, letter_mass: Sequence[float] | None = None) -> list[dict]:
+    """One row per base item: human and predicted distributions in original order, spread, metrics, and
+    (given per item) the letter mass, averaged over an item's permuted copies."""
     base = list(range(len(items))) if base is None else list(base)
     if len(base) != len(items) or len(probs) != len(items):
         raise ValueError(f"{len(items)} items, {len(probs)} predictions, {len(base)} base indices")
+    if letter_mass is not None and len(letter_mass) != len(items):
+        raise ValueError(f"{len(items)} items, {len(letter_mass)} letter masses")
     grouped: dict[int, list[np.ndarray]] = {}
     first: dict[int, SurveyItem] = {}
-    for item, p, b in zip(items, probs, base):
+    masses: dict[int, list[float]] = {}
+    for i, (item, p, b) in enumerate(zip(items, probs, base)):
         q = np.asarray(item.to_original_order(np.asarray(p, dtype=np.float64)[: item.num_options]))
         grouped.setdefault(b, []).append(q)
         first.setdefault(b, item)
+        if letter_mass is not None:
+            masses.setdefault(b, []).append(float(letter_mass[i]))
     rows = []
     for b in sorted(grouped):
         item, preds = first[b], np.stack(grouped[b])
@@ -67,13 +76,30 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
         }
         # A-bias: mass on the option SHOWN first (in the base item's presentation) minus the human mass on it;
         # without shuffling that is the original first option.
-        row.update(item_metrics(human, q, first_index=order[0]))
+        row.update(item_metrics(human, q, first_index=order[0], positions=item.scale_positions(),
+                                ordinal=item.ordinal))
+        if letter_mass is not None:
+            row["letter_mass"] = float(np.mean(masses[b]))
         rows.append(row)
     return rows
 
 
 def split_metrics(rows: Sequence[dict]) -> dict:
-    """Mean metrics over the rows of one split, with n_items, and the mean noise ceiling when the rows have one
-    (`survey_sim.noise_ceiling.add_ceiling`)."""
+    """Mean metrics over the rows of one split, with n_items, the mean letter mass where rows have it, and the
+    mean noise ceiling when the rows have one (`survey_sim.noise_ceiling.add_ceiling`)."""
     rows = list(rows)
     return {**aggregate(rows), **ceiling_summary(rows)}
+
+
+def warn_low_letter_mass(by_split: Mapping[str, Mapping[str, float]], threshold: float, *, model: str,
+                         prompt: str) -> list[str]:
+    """Log a warning for each split whose mean letter mass is below `threshold`; returns those splits.
+
+    A distribution renormalised over letters that the model barely predicts looks confident but mostly
+    reflects tokens the readout throws away (the prompt does not lead the model to answer with a letter)."""
+    low = [s for s, m in by_split.items() if m.get("letter_mass") is not None and m["letter_mass"] < threshold]
+    for split in low:
+        log.warning("split %s: mean letter mass %.3f < %.2f (model %s, prompt %s): the option letters get little "
+                    "of the next-token probability, so the renormalised distribution over them may mean little",
+                    split, by_split[split]["letter_mass"], threshold, model, prompt)
+    return low

@@ -74,25 +74,43 @@ def js_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction:
     return _reduce(0.5 * (kl_pm + kl_qm).sum(dim=-1), reduction)
 
 
-def wasserstein_loss(log_probs, target, mask, *, cost: str | Sequence | torch.Tensor = "ordinal",
-                     normalize: bool = True, label_smoothing: float = 0.0, reduction: str = "mean"):
-    """Wasserstein-1 between p and q over each item's valid options taken as ordinal positions 0..n-1.
+def wasserstein_loss(log_probs, target, mask, scale: torch.Tensor | None = None, *,
+                     cost: str | Sequence | torch.Tensor = "ordinal", normalize: bool = True,
+                     label_smoothing: float = 0.0, reduction: str = "mean"):
+    """Wasserstein-1 between p and q over each item's options on its ordinal scale.
 
-    For the default ordinal cost |i - j| this is sum over positions of |CDF_p - CDF_q|; `normalize`
-    divides by n - 1 so that it lies in [0, 1] like the `emd` metric. Any other `cost` (a name in
-    NAMED_COSTS or a matrix) goes through `wasserstein_cost_matrix_loss`.
+    `scale` [B, K]: each option's scale position (NaN: a non-substantive option, left out, both distributions
+    renormalised over the rest; a row of NaN: a nominal item, scored by the total variation distance, the
+    Wasserstein-1 of the 0/1 cost). Without it, the valid options' displayed positions 0..n-1. For the default
+    ordinal cost |x_i - x_j| this is the sum over consecutive positions of |CDF_p - CDF_q| times their gap;
+    `normalize` divides by the scale's span (n - 1 for positions 0..n-1) so that it lies in [0, 1] like the
+    `emd` metric. Any other `cost` (a name in NAMED_COSTS or a matrix, over displayed positions) goes through
+    `wasserstein_cost_matrix_loss`.
     """
     if not (isinstance(cost, str) and cost == "ordinal"):
         return wasserstein_cost_matrix_loss(log_probs, target, mask, cost, normalize=normalize,
                                             label_smoothing=label_smoothing, reduction=reduction)
-    log_q, p, mask, n = _prepare(log_probs, target, mask, label_smoothing)
+    log_q, p, mask, _ = _prepare(log_probs, target, mask, label_smoothing)
     q = torch.exp(log_q) * mask
-    # every valid position but the last, where both CDFs are 1
-    before_last = mask & (torch.cumsum(mask.long(), dim=-1) < n.long())
-    dist = ((torch.cumsum(p, dim=-1) - torch.cumsum(q, dim=-1)).abs() * before_last).sum(dim=-1)
+    if scale is None:
+        scale = torch.cumsum(mask.long(), dim=-1).to(p.dtype) - 1.0
+    scale = scale.to(p.dtype)
+    on_scale = mask & ~torch.isnan(scale)
+    nominal = ~on_scale.any(dim=-1)
+    # options on the scale first, by position; the others after them with no mass
+    order = torch.argsort(torch.where(on_scale, scale, float("inf")), dim=-1, stable=True)
+    kept = on_scale.gather(-1, order)
+    x = torch.where(kept, scale.gather(-1, order), 0.0)
+    p_s, q_s = torch.where(kept, p.gather(-1, order), 0.0), torch.where(kept, q.gather(-1, order), 0.0)
+    p_s = p_s / p_s.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    q_s = q_s / q_s.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+    gaps = torch.where(kept[:, 1:], x[:, 1:] - x[:, :-1], 0.0)
+    dist = ((torch.cumsum(p_s, dim=-1) - torch.cumsum(q_s, dim=-1))[:, :-1].abs() * gaps).sum(dim=-1)
     if normalize:
-        dist = dist / (n.squeeze(-1) - 1).clamp_min(1)
-    return _reduce(dist, reduction)
+        span = torch.where(kept, x, float("-inf")).amax(dim=-1) - torch.where(kept, x, float("inf")).amin(dim=-1)
+        dist = dist / torch.where(nominal, 1.0, span).clamp_min(1e-12)
+    tv = 0.5 * (p - q).abs().sum(dim=-1)
+    return _reduce(torch.where(nominal, tv, dist), reduction)
 
 
 def _cost_matrix(cost, n: int, valid: torch.Tensor, row: int, dtype) -> torch.Tensor:
@@ -149,7 +167,44 @@ def ce_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction:
     return _reduce(nll, reduction)
 
 
-LOSSES: dict[str, Callable] = {"kl": kl_loss, "js": js_loss, "wasserstein": wasserstein_loss, "ce": ce_loss}
+# ---- the paper's variants (Cao et al., NAACL 2025, released training code), labelled `*_paper` ---------------
+# Reproduced from the formulas that code evaluates per item, so that Table 7 can be rerun as published:
+# it reduced a 1-D tensor of K option values with torch's kl_div(..., reduction="batchmean"), which divides
+# the sum by K (the tensor's first dimension) rather than by a batch size.
+
+def kl_paper_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's KL: KL(human || model) / K, K the item's number of valid options."""
+    log_q, p, _, n = _prepare(log_probs, target, mask, label_smoothing)
+    return _reduce((torch.xlogy(p, p) - p * log_q).sum(dim=-1) / n.squeeze(-1), reduction)
+
+
+def js_paper_loss(log_probs, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's "JS": g = softmax(p) (the human probabilities softmaxed again), m = (q + g) / 2, and
+    (KL(m || q) + KL(m || g)) / 2 / K: the KL directions reversed, m as the reference, divided by K."""
+    log_q, p, mask, n = _prepare(log_probs, target, mask, label_smoothing)
+    q = torch.exp(log_q) * mask
+    log_g = torch.log_softmax(p.masked_fill(~mask, float("-inf")), dim=-1)
+    g = torch.exp(log_g) * mask
+    m = (q + g) / 2.0
+    kl_mq = torch.where(mask, torch.xlogy(m, m) - m * log_q, 0.0)
+    kl_mg = torch.where(mask, torch.xlogy(m, m) - m * log_g.clamp_min(LOG_FLOOR), 0.0)
+    return _reduce(0.5 * (kl_mq + kl_mg).sum(dim=-1) / n.squeeze(-1), reduction)
+
+
+def wasserstein_paper_loss(logits, target, mask, *, label_smoothing: float = 0.0, reduction: str = "mean"):
+    """The paper's "Wasserstein": the L1 distance between the RAW option logits (not probabilities) and the
+    human distribution, sum_i |z_i - p_i|. Takes logits, not log-probabilities (see RAW_LOGIT_LOSSES)."""
+    z, p, mask, _ = _prepare(logits, target, mask, label_smoothing)
+    return _reduce(((z - p).abs() * mask).sum(dim=-1), reduction)
+
+
+LOSSES: dict[str, Callable] = {"kl": kl_loss, "js": js_loss, "wasserstein": wasserstein_loss, "ce": ce_loss,
+                               "kl_paper": kl_paper_loss, "js_paper": js_paper_loss,
+                               "wasserstein_paper": wasserstein_paper_loss}
+#: Losses computed from the raw option logits [B, K] instead of the masked log-softmax.
+RAW_LOGIT_LOSSES = frozenset({"wasserstein_paper"})
+#: Losses that take the options' scale positions (batch "option_scale") as a fourth argument.
+SCALE_LOSSES = frozenset({"wasserstein"})
 
 
 def get_loss(name: str, **kwargs) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:

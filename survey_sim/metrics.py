@@ -5,7 +5,10 @@ All per-item functions take float64 arrays over the K options in the item's ORIG
 - `jsd`: 1 - JS distance, i.e. 1 - scipy.spatial.distance.jensenshannon(p, q) (natural log): the paper's
   headline number (higher is better).
 - `js_divergence`: the JS divergence in bits (base 2), in [0, 1].
-- `emd`: Wasserstein-1 over option positions 0..K-1, divided by K-1, in [0, 1].
+- `emd`: Wasserstein-1 over the options' scale positions (default 0..K-1), divided by the scale's span, in
+  [0, 1]. Non-substantive options (position None) are left out and both distributions renormalised over
+  the rest; None (not scored, counted per split as `n_emd_excluded`) for a nominal question, or when either
+  distribution has no mass on the scale.
 - `emd_paper_code`: scipy.stats.wasserstein_distance(p, q), the quantity the paper's code computed
   (probabilities taken as sample values; not an EMD between the distributions). Only for comparison.
 - `tv`: total variation distance, in [0, 1].
@@ -29,6 +32,8 @@ METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "f
 #: Logged after each validation of a fine-tuning run: the mean 1-JSD over the validation splits (val: new
 #: questions, dev: new countries); the default monitor for keeping the best adapter. Not a split's metric.
 SELECTION_METRIC = "selection/jsd"
+#: Per-item values averaged per split besides METRICS: `letter_mass` (simulator rows only; see evaluation).
+ROW_MEANS = (*METRICS, "letter_mass")
 
 
 def _distribution(x, name: str) -> np.ndarray:
@@ -64,12 +69,25 @@ def js_divergence(p, q) -> float:
     return _js_nats(p, q) / math.log(2.0)
 
 
-def emd(p, q) -> float:
-    """Wasserstein-1 over positions 0..K-1 divided by K-1 (sum of |CDF_p - CDF_q|)."""
+def emd(p, q, positions: Sequence[float | None] | None = None) -> float | None:
+    """Wasserstein-1 between p and q over the options' scale `positions` (default 0..K-1; None: a
+    non-substantive option, left out) divided by the span of the positions: sum over consecutive positions
+    of |CDF_p - CDF_q| times the gap. None when p or q has no mass on the scale."""
     p, q = _pair(p, q)
-    if p.size == 1:
+    if positions is None:
+        positions = range(p.size)
+    if len(positions) != p.size:
+        raise ValueError(f"{len(positions)} scale positions for {p.size} options")
+    keep = [i for i, x in enumerate(positions) if x is not None]
+    x = np.asarray([positions[i] for i in keep], dtype=np.float64)
+    p, q = p[keep], q[keep]
+    if p.sum() <= 0 or q.sum() <= 0:
+        return None
+    if x.size < 2 or np.ptp(x) == 0:
         return 0.0
-    return float(np.abs(np.cumsum(p - q)[:-1]).sum() / (p.size - 1))
+    order = np.argsort(x, kind="stable")
+    x, p, q = x[order], p[order] / p.sum(), q[order] / q.sum()
+    return float((np.abs(np.cumsum(p - q)[:-1]) * np.diff(x)).sum() / np.ptp(x))
 
 
 def emd_paper_code(p, q) -> float:
@@ -91,11 +109,14 @@ def tv(p, q) -> float:
     return float(0.5 * np.abs(p - q).sum())
 
 
-def item_metrics(p, q, *, first_index: int = 0) -> dict[str, float]:
-    """All metrics of one item. `first_index`: original index of the option shown first (A-bias)."""
+def item_metrics(p, q, *, first_index: int = 0, positions: Sequence[float | None] | None = None,
+                 ordinal: bool = True) -> dict[str, float | None]:
+    """All metrics of one item. `first_index`: original index of the option shown first (A-bias);
+    `positions` / `ordinal`: the scale (see `emd`; a nominal item's emd is None)."""
     p, q = _pair(p, q)
     return {
-        "jsd": jsd(p, q), "js_divergence": js_divergence(p, q), "emd": emd(p, q),
+        "jsd": jsd(p, q), "js_divergence": js_divergence(p, q),
+        "emd": emd(p, q, positions) if ordinal else None,
         "emd_paper_code": emd_paper_code(p, q), "tv": tv(p, q),
         "accuracy": accuracy(p, q),
         "first_option_mass": float(q[first_index]), "a_bias": float(q[first_index] - p[first_index]),
@@ -104,10 +125,13 @@ def item_metrics(p, q, *, first_index: int = 0) -> dict[str, float]:
 
 def _mean(rows: Sequence[Mapping]) -> dict:
     out: dict = {"n_items": len(rows)}
-    for name in METRICS:
+    for name in ROW_MEANS:
         values = [float(r[name]) for r in rows if r.get(name) is not None]
         if values:
             out[name] = float(np.mean(values))
+    excluded = sum(1 for r in rows if "emd" in r and r["emd"] is None)
+    if excluded:
+        out["n_emd_excluded"] = excluded  # nominal questions (or no mass on the scale): emd not scored
     return out
 
 
@@ -164,16 +188,3 @@ def mean_pairwise_jsd(dists, name: str = "distributions") -> float:
     js = np.maximum(0.0, 0.5 * (rel_entr(p, m).sum(axis=1) + rel_entr(q, m).sum(axis=1)))
     return float(np.mean(1.0 - np.sqrt(js)))
 
-
-def bootstrap_ci(values, n: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of `values` (resampling items)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"bootstrap_ci needs a non-empty 1-D array of finite values, got shape {v.shape}")
-    rng = np.random.default_rng(seed)
-    chunk = max(1, 2_000_000 // v.size)
-    means = np.concatenate([v[rng.integers(0, v.size, size=(min(chunk, n - i), v.size))].mean(axis=1)
-                            for i in range(0, n, chunk)])
-    alpha = (1.0 - level) / 2.0
-    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)

@@ -61,6 +61,38 @@ def option_token_ids(tokenizer, letters: Sequence[str], prompt_end: str) -> list
     return ids
 
 
+def check_prompt_end(tokenizer, prompt_ids: Sequence[int], prompt_end: str) -> None:
+    """The letter ids are validated after `prompt_end` alone: check that the encoded prompt ends with the
+    tokens of `prompt_end` as well, all but its first token (which may merge with the text before it, as a
+    leading space or newline does), else the model reads the letters in a context they were not checked in."""
+    tail = _encode(tokenizer, prompt_end)
+    tail = tail[1:] if len(tail) > 1 else tail
+    if list(prompt_ids[len(prompt_ids) - len(tail):]) != tail:
+        raise TokenizerError(
+            f"tokenizer {_name(tokenizer)}: the prompt does not end with the tokens of the answer prefix "
+            f"{prompt_end[-20:]!r} ({tail[-3:]} expected, {list(prompt_ids[-3:])} found); the text before it "
+            "or the chat template changes how the prefix is tokenized")
+
+
+def paper_letter_ids(tokenizer, letters: Sequence[str], labels: Sequence[str]) -> list[int]:
+    """The paper code's letter rule (prompt.letter_rule=paper): the second token of the option text
+    "L)label" encoded with the tokenizer's special tokens, i.e. the token after the BOS. With SentencePiece
+    tokenizers (Vicuna) that is the word-initial "▁A" (id 319), not the "A" (id 29909) that follows "(" in the
+    prompt. The ids must be distinct (else `TokenizerError`)."""
+    ids = []
+    for letter, label in zip(letters, labels):
+        encoded = [int(i) for i in tokenizer(f"{letter}){label}")["input_ids"]]
+        if len(encoded) < 2:
+            raise TokenizerError(f"tokenizer {_name(tokenizer)}: {letter + ')' + label!r} is one token; the paper "
+                                 "rule reads the second")
+        ids.append(encoded[1])
+    if len(set(ids)) != len(ids):
+        raise TokenizerError(f"tokenizer {_name(tokenizer)}: the paper letter rule gives shared ids "
+                             f"{list(zip(letters, ids))} (a tokenizer without BOS reads the token after the "
+                             "letter); use prompt.letter_rule=context")
+    return ids
+
+
 class OptionTokens:
     """Letter -> token id for one tokenizer and answer prefix; letters are validated on first use."""
 

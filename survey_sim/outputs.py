@@ -74,8 +74,12 @@ def write_results(out_dir: Path, rows: Iterable[Mapping], metrics: Mapping) -> N
     atomic_write_json(out_dir / "metrics.json", metrics)
 
 
+TABLE_COLUMNS = ("jsd", "emd", "accuracy", "a_bias", "ceiling_jsd", "ceiling_emd")
+LETTER_MASS_COLUMNS = (*TABLE_COLUMNS, "letter_mass")
+
+
 def format_table(split_metrics: Mapping[str, Mapping[str, float]],
-                 columns: tuple[str, ...] = ("jsd", "emd", "accuracy", "a_bias", "ceiling_jsd", "ceiling_emd")) -> str:
+                 columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
     """A plain-text table of metrics per split; the noise-ceiling columns are followed by a note on the N used."""
     widths = [max(10, len(c) + 2) for c in columns]
     head = f"{'split':<22}{'n':>6}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))

@@ -21,13 +21,15 @@ from survey_sim.data.item import SurveyItem
 from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, data_files, load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
-from survey_sim.evaluation import split_metrics
+from survey_sim.evaluation import split_metrics, warn_low_letter_mass
 from survey_sim.group_metrics import group_metrics
 from survey_sim.io import atomic_write_json
 from survey_sim.losses import LOSSES
 from survey_sim.model.loading import validate_model_config
 from survey_sim.noise_ceiling import add_ceiling
 from survey_sim.outputs import (
+    LETTER_MASS_COLUMNS,
+    TABLE_COLUMNS,
     format_baselines,
     format_comparison,
     format_table,
@@ -194,6 +196,10 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     for name in eval_names:
         add_ceiling(rows.get(name, []), float(cfg.noise_ceiling.assumed_n))
     by_split = {name: split_metrics(rows[name]) for name in eval_names if rows.get(name)}
+    if uses_model(cfg):
+        warn_low_letter_mass(by_split, float(cfg.get("letter_mass_warning", 0.5)), model=str(cfg.model.name),
+                             prompt=f"{cfg.prompt.name}, chat_format={cfg.prompt.get('chat_format', 'official')}, "
+                                    f"chat_template={bool(cfg.model.chat_template)}")
     if cfg.get("compare_with"):
         from survey_sim.baselines.runner import compare_with_baselines
         extra["baselines"] = compare_with_baselines(OmegaConf.to_container(cfg.compare_with, resolve=True),
@@ -209,7 +215,11 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
     log_results(logger, cfg, rows, by_split, out_dir)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
-    print(format_table(by_split))
+    print(format_table(by_split, LETTER_MASS_COLUMNS if any("letter_mass" in m for m in by_split.values())
+                       else TABLE_COLUMNS))
+    excluded = {name: m["n_emd_excluded"] for name, m in by_split.items() if m.get("n_emd_excluded")}
+    if excluded:
+        print(f"emd not scored (nominal questions): {', '.join(f'{k} {v}' for k, v in excluded.items())} items")
     if "before_training" in metrics:
         print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
         print(format_comparison(metrics["before_training"], by_split))

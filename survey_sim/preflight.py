@@ -136,6 +136,18 @@ def check_output_dir(cfg: DictConfig) -> None:
                           "the same overrides, or start a new run folder")
 
 
+def check_loss_order(cfg: DictConfig) -> None:
+    """A Wasserstein loss whose cost is over DISPLAYED positions (`squared`, or a matrix) cannot be
+    meaningful when training shuffles the options (shuffle.train): the ordinal cost uses each option's scale
+    position and the `binary` cost no order, so those are fine."""
+    cost = cfg.loss.get("cost", "ordinal")
+    if (cfg.method.get("train") and cfg.loss.name == "wasserstein" and bool(cfg.shuffle.get("train"))
+            and not (isinstance(cost, str) and cost in ("ordinal", "binary"))):
+        shown = cost if isinstance(cost, str) else "a cost matrix"
+        raise ConfigError(f"loss wasserstein with cost {shown} is over the displayed option positions, which "
+                          "shuffle.train=true reorders at random; use cost=ordinal (scale positions) or binary")
+
+
 def check_run(cfg: DictConfig) -> None:
     """All run-level checks (see the module docstring)."""
     seed = cfg.get("seed")
@@ -146,6 +158,7 @@ def check_run(cfg: DictConfig) -> None:
     if cfg.method.get("kind") == "simulator":
         check_trainer(cfg.trainer)
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
+        check_loss_order(cfg)
     check_splits(cfg)
     check_adapter(cfg.get("adapter_path"))
     check_output_dir(cfg)

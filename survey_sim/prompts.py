@@ -17,10 +17,19 @@ the attributes' phrases (`attribute_<lang>`: label -> phrase with {value}, "*" f
 {attribute}) joined by `joiner_<lang>`, values translated by `values_<lang>` where given. Items without
 attributes always get the template's own instruction, so the country prompt is unchanged by any steering.
 
-Chat models get everything but the answer prefix as the user turn of their chat template, and the answer
-prefix (leading whitespace removed) opens the assistant turn. The rendered text is tokenized once without
-special tokens, since chat templates already contain the BOS where the model wants one; plain prompts are
-tokenized with the tokenizer's own special tokens.
+Chat models get the prompt in one of two chat formats (`chat_format`, a prompt config key):
+
+- `official` (default): everything but the answer prefix as the user turn of the tokenizer's chat template,
+  and the answer prefix (leading whitespace removed) after the generation prompt. Whatever that template
+  appends is kept: DeepSeek-R1 distills' hub templates append "<think>\n" in some snapshots, so the
+  letter is then read inside the thinking block ("<｜Assistant｜><think>\nIf had ... (").
+- `paper`: the hand-built wrappers of the paper's released training code, per model family (the model
+  config's `paper_chat_format`, see PAPER_FAMILIES; none: plain text, as the paper fed its base models and
+  Vicuna), so that numbers compare with the published ones.
+
+The rendered text is tokenized once without special tokens, since chat templates and the paper's wrappers
+already contain the BOS where the model wants one; plain prompts (and the paper's Vicuna, which it fed plain
+text) are tokenized with the tokenizer's own special tokens.
 """
 
 from __future__ import annotations
@@ -37,20 +46,25 @@ _SHARED = ("option_format", "option_sep")
 _PLACEHOLDERS = {"instruction": {"country"}, "options_header": set(), "answer_prefix": set(),
                  "option_format": {"letter", "label"}, "option_sep": set()}
 
+# Cao et al.: instruction + input + ", ".join(options) + answer suffix. The released code appends the English
+# answer suffix to every item, Chinese ones included.
+_PAPER = {
+    "instruction_en": "How would someone from {country} answer the following question:\n\n",
+    "instruction_zh": "来自{country}的人会如何回答以下问题：\n\n",
+    "options_header_en": "\nHere are the options: \n",
+    "options_header_zh": "\n以下是选项：\n",
+    "option_format": "({letter}){label}",
+    "option_sep": ", ",
+    "answer_prefix_en": " If had to select one of the options, my answer would be (",
+    "answer_prefix_zh": " If had to select one of the options, my answer would be (",
+}
+
 TEMPLATES: dict[str, dict[str, str]] = {
-    # Cao et al.: instruction + input + ", ".join(options) + answer suffix. The paper's Chinese answer suffix
-    # is not published with the data; this is a faithful translation of the English one, ending like it in
-    # " (": with "是(" the letter would merge into one "(A" token in Qwen's and Llama 3's tokenizers.
-    "paper": {
-        "instruction_en": "How would someone from {country} answer the following question:\n\n",
-        "instruction_zh": "来自{country}的人会如何回答以下问题：\n\n",
-        "options_header_en": "\nHere are the options: \n",
-        "options_header_zh": "\n以下是选项：\n",
-        "option_format": "({letter}){label}",
-        "option_sep": ", ",
-        "answer_prefix_en": " If had to select one of the options, my answer would be (",
-        "answer_prefix_zh": " 如果必须从选项中选择一个，我的答案是 (",
-    },
+    "paper": _PAPER,
+    # The paper's prompt with the answer suffix of Chinese items translated (survey-sim's own translation,
+    # not the paper's: it ends like the English one in " (", since after "是(" the letter would merge into
+    # one "(A" token in Qwen's and Llama 3's tokenizers).
+    "paper_translated_suffix": {**_PAPER, "answer_prefix_zh": " 如果必须从选项中选择一个，我的答案是 ("},
     # One option per line and a short answer cue: a prompt-sensitivity alternative.
     "plain": {
         "instruction_en": "The following question was asked to people in {country}.\n\n",
@@ -63,6 +77,43 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "answer_prefix_zh": "\n答案：(",
     },
 }
+
+
+CHAT_FORMATS = ("official", "paper")
+LETTER_RULES = ("context", "paper")
+#: Keys of a prompt config that are options of the builder, not template fields.
+BUILDER_OPTIONS = ("chat_format", "letter_rule")
+
+_BOS_DS, _EOS_DS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+_SYSTEM = "You are a helpful assistant."
+
+
+def _llama3_paper(user: str, prefix: str) -> str:
+    """The paper's Llama-3-Instruct turns, written by hand: no blank line after <|end_header_id|>, the answer
+    prefix with its leading space."""
+    return (f"<|begin_of_text|><|start_header_id|>user<|end_header_id|>{user}<|eot_id|>"
+            f"<|start_header_id|>assistant<|end_header_id|>{prefix}")
+
+
+def _deepseek_paper(user: str, prefix: str) -> str:
+    """The paper's DeepSeek-R1-Distill-Qwen layout: a system turn, role words and every piece each encoded
+    with the tokenizer's BOS in front (it encoded the pieces one by one, and that tokenizer adds a BOS to each),
+    and the answer prefix twice: at the end of the user turn and as the assistant turn."""
+    b, e = _BOS_DS, _EOS_DS
+    return (f"{b}{b}system{b}\n{b}{_SYSTEM}{e}{b}\n"
+            f"{b}{b}user{b}\n{b}{user}{prefix}{e}{b}\n"
+            f"{b}{b}assistant{b}\n{b}{prefix}")
+
+
+def _qwen_paper(user: str, prefix: str) -> str:
+    """The same layout with Qwen's ChatML markers (the paper's variant for Qwen, whose tokenizer adds no BOS)."""
+    return (f"<|im_start|>system\n{_SYSTEM}<|im_end|>\n<|im_start|>user\n{user}{prefix}<|im_end|>\n"
+            f"<|im_start|>assistant\n{prefix}")
+
+
+#: chat_format=paper: model family (model config `paper_chat_format`) -> wrapper of (user text, answer
+#: prefix); None: plain text with the tokenizer's special tokens (the paper fed Vicuna no chat template).
+PAPER_FAMILIES = {"llama3": _llama3_paper, "deepseek": _deepseek_paper, "qwen": _qwen_paper, "vicuna": None}
 
 
 def _fields(name: str, kind: str, value: str, allowed: set[str] | None = None,
@@ -82,12 +133,13 @@ def _fields(name: str, kind: str, value: str, allowed: set[str] | None = None,
 
 
 def resolve_template(template: str | Mapping) -> tuple[str, dict[str, str]]:
-    """(name, fields) of a built-in template name or a template mapping; ConfigError if malformed."""
+    """(name, fields) of a built-in template name or a template mapping (its builder options, BUILDER_OPTIONS,
+    left out); ConfigError if malformed."""
     if isinstance(template, str):
         if template not in TEMPLATES:
             raise ConfigError(f"unknown prompt template {template!r}; built-in templates: {sorted(TEMPLATES)}")
         return template, dict(TEMPLATES[template])
-    fields = {str(k): v for k, v in dict(template).items()}
+    fields = {str(k): v for k, v in dict(template).items() if k not in BUILDER_OPTIONS}
     name = str(fields.pop("name", "<custom>"))
     allowed = set(_SHARED) | {f"{k}_{lang}" for k in _PER_LANGUAGE for lang in LANGUAGES}
     unknown = set(fields) - allowed
@@ -161,18 +213,47 @@ def resolve_steering(steering: Mapping | None) -> dict | None:
 
 
 class PromptBuilder:
-    """Builds and tokenizes prompts from a template (a built-in name or a mapping of template fields) and,
-    for subgroup items, a steering format (a mapping as in conf/steering/*.yaml; None: no steering)."""
+    """Builds and tokenizes prompts from a template (a built-in name or a mapping of template fields, which
+    may also hold the builder options `chat_format` and `letter_rule`) and, for subgroup items, a steering
+    format (a mapping as in conf/steering/*.yaml; None: no steering).
+
+    `family`: the model's paper chat format (PAPER_FAMILIES), used when chat_format is `paper`.
+    `letter_rule` (read by the data module): `context`, the letter token as it follows the answer prefix
+    (see option_tokens), or `paper`, the token the paper's code read (`paper_letter_ids`)."""
 
     def __init__(self, template: str | Mapping = "paper", *, tokenizer=None, chat_template: bool = False,
-                 steering: Mapping | None = None):
+                 family: str | None = None, steering: Mapping | None = None):
+        options = {k: template[k] for k in BUILDER_OPTIONS if k in template} if isinstance(template, Mapping) else {}
         self.name, self.fields = resolve_template(template)
         self.steering = resolve_steering(steering)
+        self.chat_format = str(options.get("chat_format") or "official")
+        self.letter_rule = str(options.get("letter_rule") or "context")
+        if self.chat_format not in CHAT_FORMATS:
+            raise ConfigError(f"prompt.chat_format={self.chat_format!r} is not one of {list(CHAT_FORMATS)}")
+        if self.letter_rule not in LETTER_RULES:
+            raise ConfigError(f"prompt.letter_rule={self.letter_rule!r} is not one of {list(LETTER_RULES)}")
         self.tokenizer = tokenizer
         self.chat_template = bool(chat_template)
-        if self.chat_template and tokenizer is not None and not getattr(tokenizer, "chat_template", None):
+        self.family = family
+        if family is not None and family not in PAPER_FAMILIES:
+            raise ConfigError(f"model paper_chat_format={family!r} is not one of {sorted(PAPER_FAMILIES)} (or null)")
+        if (self.chat_template and not self.paper_format and tokenizer is not None
+                and not getattr(tokenizer, "chat_template", None)):
             raise ConfigError(f"chat_template is true but tokenizer {tokenizer.name_or_path!r} has no chat "
                               "template; set the model's chat_template to false")
+
+    @property
+    def paper_format(self) -> bool:
+        """Whether prompts are built as the paper's code built them: its wrapper of the model's family, or
+        plain text for a model without one (the paper's base models and Vicuna)."""
+        return self.chat_format == "paper"
+
+    @property
+    def adds_special_tokens(self) -> bool:
+        """Whether the text is tokenized with the tokenizer's special tokens (plain prompts, paper Vicuna)."""
+        if self.paper_format:
+            return PAPER_FAMILIES.get(self.family) is None
+        return not self.chat_template
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -188,7 +269,7 @@ class PromptBuilder:
     def answer_prefix(self, language: str = "en") -> str:
         """The exact text right before the option letter (leading whitespace dropped for chat models)."""
         text = self._field("answer_prefix", language).format()
-        return text.lstrip() if self.chat_template else text
+        return text.lstrip() if self.chat_template and not self.paper_format else text
 
     def build_text(self, item: SurveyItem) -> tuple[str, str]:
         """(user text, answer prefix): instruction, question and options; then the text before the letter."""
@@ -218,6 +299,9 @@ class PromptBuilder:
     def full_text(self, item: SurveyItem) -> str:
         """The whole prompt as the model sees it (chat template applied for chat models)."""
         user, prefix = self.build_text(item)
+        if self.paper_format:
+            wrapper = PAPER_FAMILIES.get(self.family)
+            return user + prefix if wrapper is None else wrapper(user, prefix)
         if not self.chat_template:
             return user + prefix
         rendered = self._require_tokenizer().apply_chat_template(
@@ -227,7 +311,7 @@ class PromptBuilder:
     def encode(self, item: SurveyItem) -> list[int]:
         """Token ids of the full prompt; exactly the special tokens the model expects, none doubled."""
         tok = self._require_tokenizer()
-        ids = tok(self.full_text(item), add_special_tokens=not self.chat_template)["input_ids"]
+        ids = tok(self.full_text(item), add_special_tokens=self.adds_special_tokens)["input_ids"]
         return [int(i) for i in ids]
 
     def _require_tokenizer(self):

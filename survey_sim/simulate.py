@@ -291,7 +291,7 @@ class LoadedSimulator:
         cfg = spec.model_cfg
         self.tokenizer = load_tokenizer(cfg)
         self.builder = PromptBuilder(spec.prompt, tokenizer=self.tokenizer, chat_template=bool(cfg.chat_template),
-                                     steering=spec.steering)
+                                     steering=spec.steering, family=cfg.get("paper_chat_format"))
         self.batch_size = int(batch_size or cfg.eval_batch_size)
         backbone = load_model(cfg)
         if spec.adapter is not None:

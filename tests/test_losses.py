@@ -16,13 +16,17 @@ from scipy.stats import entropy
 from survey_sim.errors import ConfigError
 from survey_sim.losses import (
     LOSSES,
+    RAW_LOGIT_LOSSES,
     ce_loss,
     get_loss,
     js_loss,
+    js_paper_loss,
     kl_loss,
+    kl_paper_loss,
     masked_log_softmax,
     wasserstein_cost_matrix_loss,
     wasserstein_loss,
+    wasserstein_paper_loss,
 )
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "loss"
@@ -177,8 +181,8 @@ def test_perfect_prediction_is_zero_loss():
 
 
 def test_registry_and_configs():
-    assert sorted(LOSSES) == ["ce", "js", "kl", "wasserstein"]
-    with pytest.raises(ConfigError, match=r"unknown loss 'mse'.*\['ce', 'js', 'kl', 'wasserstein'\]"):
+    assert sorted(LOSSES) == ["ce", "js", "js_paper", "kl", "kl_paper", "wasserstein", "wasserstein_paper"]
+    with pytest.raises(ConfigError, match=r"unknown loss 'mse'.*\['ce', 'js', 'js_paper', 'kl', 'kl_paper'"):
         get_loss("mse")
     with pytest.raises(ConfigError, match=r"loss 'kl' has no option\(s\) \['normalize'\]"):
         get_loss("kl", normalize=True)
@@ -195,3 +199,47 @@ def test_registry_and_configs():
         assert cfg["name"] == f.stem and cfg["label_smoothing"] == 0.0
         value = get_loss(**cfg)(lp, target, mask)
         assert value.item() == pytest.approx(LOSSES[f.stem](lp, target, mask).item())
+
+
+# ---- the paper code's variants, against the published formulas written per item with torch's kl_div ----------
+
+def _paper_items(seed):
+    """Per item of a random batch: valid logits z, human percentages, and the batch tensors."""
+    logits, target, mask = batch(seed=seed)
+    items = [(logits[b, mask[b]], target[b, mask[b]] * 100) for b in range(len(SIZES))]
+    return items, logits, target, mask
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kl_paper_is_the_papers_batchmean_kl_of_one_item(seed):
+    items, logits, target, mask = _paper_items(seed)
+    # the formula as published: kl_div(log_softmax(z), percent / 100, reduction="batchmean") on a 1-D tensor
+    expected = torch.stack([F.kl_div(F.log_softmax(z, -1), pct / 100, reduction="batchmean") for z, pct in items])
+    got = kl_paper_loss(masked_log_softmax(logits, mask), target, mask, reduction="none")
+    assert torch.allclose(got, expected, atol=1e-12)
+    assert torch.allclose(got * mask.sum(-1), kl_loss(masked_log_softmax(logits, mask), target, mask, reduction="none"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_js_paper_softmaxes_the_target_and_reverses_the_kl(seed):
+    items, logits, target, mask = _paper_items(seed)
+    expected = []
+    for z, pct in items:
+        q, g = F.softmax(z, -1), F.softmax(pct / 100, -1)
+        m = 0.5 * (q + g)
+        expected.append(0.5 * (F.kl_div(q.log(), m, reduction="batchmean") + F.kl_div(g.log(), m, reduction="batchmean")))
+    got = js_paper_loss(masked_log_softmax(logits, mask), target, mask, reduction="none")
+    assert torch.allclose(got, torch.stack(expected), atol=1e-12)
+    assert not torch.allclose(got, js_loss(masked_log_softmax(logits, mask), target, mask, reduction="none"))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_wasserstein_paper_is_l1_between_raw_logits_and_target(seed):
+    items, logits, target, mask = _paper_items(seed)
+    expected = torch.stack([torch.norm(z - pct / 100, p=1) for z, pct in items])
+    got = wasserstein_paper_loss(logits, target, mask, reduction="none")
+    assert torch.allclose(got, expected, atol=1e-12)
+    # not invariant to a shift of the logits, unlike any loss of the distribution
+    assert not torch.allclose(wasserstein_paper_loss(logits + 1.0, target, mask), got.mean())
+    assert RAW_LOGIT_LOSSES == {"wasserstein_paper"}
+

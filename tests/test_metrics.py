@@ -14,7 +14,6 @@ from survey_sim.metrics import (
     METRICS,
     accuracy,
     aggregate,
-    bootstrap_ci,
     diversity,
     emd,
     emd_paper_code,
@@ -147,18 +146,6 @@ def test_diversity():
     with pytest.raises(ValueError, match="question 9: groups have different numbers of options"):
         diversity(same + [{"question_id": "9", "group": "c", "human": [1, 0, 0], "pred": [1, 0, 0]}])
 
-
-def test_bootstrap_ci():
-    rng = np.random.default_rng(1)
-    values = rng.normal(0.7, 0.1, size=400)
-    lo, hi = bootstrap_ci(values, n=2000, seed=0)
-    assert lo < values.mean() < hi
-    assert (lo, hi) == bootstrap_ci(values, n=2000, seed=0)
-    se = values.std() / np.sqrt(len(values))
-    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
-    assert bootstrap_ci([0.5] * 10) == (0.5, 0.5)
-    with pytest.raises(ValueError, match="non-empty"):
-        bootstrap_ci([])
 
 
 def test_mean_pairwise_jsd_is_the_mean_of_jsd_over_all_pairs():

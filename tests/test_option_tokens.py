@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from survey_sim.data.item import LETTERS
 from survey_sim.errors import TokenizerError
 from survey_sim.model.loading import load_tokenizer
-from survey_sim.option_tokens import OptionTokens, option_token_ids
+from survey_sim.option_tokens import OptionTokens, check_prompt_end, option_token_ids
 from survey_sim.prompts import PromptBuilder
 
 PAPER_END = " If had to select one of the options, my answer would be ("
@@ -124,3 +124,30 @@ def test_shipped_prompts_keep_letters_apart_in_qwen_and_llama3_tokenizers():
         for language in ("en", "zh"):
             ids = option_token_ids(tok, LETTERS, PromptBuilder(template).answer_prefix(language))
             assert [tok.decode([i]) for i in ids] == list(LETTERS), (template, language)
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_prompt_ends_with_the_answer_prefix_tokens(smol, chat):
+    """The letters are validated after the answer prefix alone; the encoded prompt must end in its tokens."""
+    from survey_sim.data.demo import make_demo_survey
+
+    builder = PromptBuilder(tokenizer=smol, chat_template=chat)
+    end = builder.answer_prefix("en")
+    for item in make_demo_survey(n_countries=4, n_questions=6)["val"]:
+        check_prompt_end(smol, builder.encode(item), end)
+    ids = builder.encode(item)
+    with pytest.raises(TokenizerError, match="does not end with the tokens of the answer prefix"):
+        check_prompt_end(smol, ids + smol("?", add_special_tokens=False)["input_ids"], end)
+    with pytest.raises(TokenizerError, match="does not end with the tokens of the answer prefix"):
+        check_prompt_end(smol, ids[:-1], end)
+
+
+
+def test_llama3_letter_facts_with_the_real_tokenizer(llama3):
+    """Llama 3's pre-tokenizer lets punctuation open a run of letters: after " (" the letter is a token of its
+    own (id 32 for A); after "是(" or ":" it merges into "(A" / ":A", which the validation rejects."""
+    ids = option_token_ids(llama3, list("ABCD"), PAPER_END)
+    assert ids == [32, 33, 34, 35] and [llama3.decode([i]) for i in ids] == list("ABCD")
+    for end in ("我的答案是(", "Answer:"):
+        with pytest.raises(TokenizerError, match="merges with the text before it"):
+            option_token_ids(llama3, ["A"], end)

@@ -103,7 +103,7 @@ def test_paper_prompt_text():
     assert prefix == PAPER_SUFFIX
     user_zh, prefix_zh = PromptBuilder("paper").build_text(make_item("zh"))
     assert user_zh.startswith("来自Japan的人会如何回答以下问题：\n\n您对政治有多大兴趣？ \n以下是选项：\n(A)非常感兴趣, ")
-    assert prefix_zh == " 如果必须从选项中选择一个，我的答案是 ("
+    assert prefix_zh == PAPER_SUFFIX  # the released code's English suffix for every language
 
 
 def test_prompt_names_the_prompt_group_not_the_group():
@@ -235,7 +235,7 @@ def test_incomplete_language_and_unknown_name():
     cfg = {k: v for k, v in TEMPLATES["paper"].items() if k != "options_header_zh"}
     with pytest.raises(ConfigError, match="language 'zh' is incomplete.*options_header_zh"):
         PromptBuilder(cfg)
-    with pytest.raises(ConfigError, match=r"unknown prompt template 'fancy'.*\['paper', 'plain'\]"):
+    with pytest.raises(ConfigError, match=r"unknown prompt template 'fancy'.*\['paper', 'paper_translated_suffix', 'plain'\]"):
         PromptBuilder("fancy")
 
 
@@ -298,3 +298,184 @@ def test_bad_steering_formats():
     only_en = {k: v for k, v in good.items() if not k.endswith("_zh")}
     with pytest.raises(ConfigError, match="no 'zh' version"):
         PromptBuilder(steering=only_en).build_text(make_item("zh", **GROUP))
+# ---- chat_format=paper: the paper code's hand-built wrappers, per model family --------------------------
+
+def paper_llama3_ids(tok, user: str, suffix: str) -> list[int]:
+    """The paper's Llama-3-Instruct input, token by token as its code concatenates it: special ids, and each
+    text piece encoded with the BOS then dropped (`encode(x)[1:]`)."""
+    vocab = tok.get_vocab()
+    special = [vocab[t] for t in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")]
+    bot, sh, eh, eot = special
+
+    def enc(text):
+        return tok(text)["input_ids"][1:]
+
+    return [bot, sh, *enc("user"), eh, *enc(user), eot, sh, *enc("assistant"), eh, *enc(suffix)]
+
+
+def test_paper_chat_format_llama3_equals_the_papers_token_construction(llama3):
+    builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, tokenizer=llama3, chat_template=True,
+                            family="llama3")
+    item = make_item()
+    user, prefix = builder.build_text(item)
+    assert prefix == PAPER_SUFFIX  # the leading space is kept
+    assert builder.full_text(item) == (f"<|begin_of_text|><|start_header_id|>user<|end_header_id|>{user}<|eot_id|>"
+                                       f"<|start_header_id|>assistant<|end_header_id|>{PAPER_SUFFIX}")
+    assert builder.encode(item) == paper_llama3_ids(llama3, user, PAPER_SUFFIX)
+    # letter ids: the context rule and the paper's rule ("A)label" after the BOS) agree on Llama 3
+    from survey_sim.option_tokens import option_token_ids, paper_letter_ids
+
+    context = option_token_ids(llama3, item.letters, prefix)
+    assert context == paper_letter_ids(llama3, item.letters, item.options)
+    assert [llama3.decode([i]) for i in context] == list(item.letters)
+
+
+def _deepseek_pieces(user: str, suffix: str) -> str:
+    """The paper's DeepSeek-R1-Distill-Qwen input at string level: its code encodes every piece separately
+    with a tokenizer that puts a BOS in front of each encoding; role words carry a BOS of their own too."""
+    bos, eos = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
+
+    def enc(text):
+        return bos + text
+
+    nl = enc("\n")
+    system = bos + enc("system") + nl + enc("You are a helpful assistant.") + eos + nl
+    turn_user = enc(bos + "user") + nl + enc(user + suffix) + eos + nl
+    turn_assistant = enc(bos + "assistant") + nl + enc(suffix)
+    return system + turn_user + turn_assistant
+
+
+@pytest.mark.parametrize("family", ["deepseek", "qwen", "vicuna"])
+def test_paper_chat_format_other_families_at_string_level(family, smol):
+    builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, tokenizer=smol, chat_template=True,
+                            family=family)
+    item = make_item()
+    user, _ = builder.build_text(item)
+    expected = {
+        "deepseek": _deepseek_pieces(user, PAPER_SUFFIX),
+        "qwen": (f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n{user}"
+                 f"{PAPER_SUFFIX}<|im_end|>\n<|im_start|>assistant\n{PAPER_SUFFIX}"),
+        "vicuna": user + PAPER_SUFFIX,  # plain text, with the tokenizer's own special tokens
+    }[family]
+    assert builder.full_text(item) == expected
+    assert builder.adds_special_tokens == (family == "vicuna")
+    assert builder.full_text(item).count(PAPER_SUFFIX) == (2 if family in ("deepseek", "qwen") else 1)
+
+
+def test_official_chat_format_keeps_what_a_deepseek_template_appends(smol):
+    """Under chat_format=official the template's generation prompt is kept as it is: a DeepSeek-R1 template
+    that opens a thinking block puts the answer prefix (and the letter read after it) inside it."""
+    import copy
+
+    tok = copy.deepcopy(smol)
+    tok.chat_template = ("{% for m in messages %}<｜User｜>{{ m['content'] }}{% endfor %}"
+                         "{% if add_generation_prompt %}<｜Assistant｜><think>\n{% endif %}")
+    item = make_item()
+    user, _ = PromptBuilder("paper", tokenizer=tok, chat_template=True).build_text(item)
+    text = PromptBuilder("paper", tokenizer=tok, chat_template=True).full_text(item)
+    assert text == f"<｜User｜>{user}<｜Assistant｜><think>\n{PAPER_SUFFIX.lstrip()}"
+
+
+def test_chat_format_and_letter_rule_are_checked():
+    with pytest.raises(ConfigError, match="chat_format='paperish'"):
+        PromptBuilder({**TEMPLATES["paper"], "chat_format": "paperish"})
+    with pytest.raises(ConfigError, match="letter_rule='first'"):
+        PromptBuilder({**TEMPLATES["paper"], "letter_rule": "first"})
+    with pytest.raises(ConfigError, match="paper_chat_format='mistral'"):
+        PromptBuilder("paper", family="mistral")
+
+
+def test_paper_letter_rule_without_bos_is_an_error(llama3):
+    """The paper rule reads the token after the BOS; a tokenizer that adds none would read ')'."""
+    import copy
+
+    from survey_sim.errors import TokenizerError
+    from survey_sim.option_tokens import paper_letter_ids
+
+    no_bos = copy.deepcopy(llama3)
+    no_bos.backend_tokenizer.post_processor = processors.TemplateProcessing(single="$A")
+    with pytest.raises(TokenizerError, match="shared ids"):
+        paper_letter_ids(no_bos, ["A", "B"], ["Yes", "No"])
+
+
+def test_chinese_items_get_the_english_suffix_under_paper():
+    zh = make_item("zh")
+    assert PromptBuilder("paper").build_text(zh)[1] == PAPER_SUFFIX
+    assert PromptBuilder("paper_translated_suffix").build_text(zh)[1] == " 如果必须从选项中选择一个，我的答案是 ("
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("files, language, count", [
+    (("wvs/train_en.json", "wvs/valid_en.json", "wvs/test_en.json"), "en", 11_781),
+    (("wvs/valid_zh.json",), "zh", 1_586), (("pew/global_pew_test.json",), "en", 3_983)])
+def test_every_real_prompt_equals_the_papers_llama3_construction(llama3, files, language, count):
+    """WVS (English and Chinese: the released English suffix) and Pew prompts under chat_format=paper."""
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if not root:
+        pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
+    builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, tokenizer=llama3, chat_template=True,
+                            family="llama3")
+    ours, papers = [], []
+    for name in files:
+        for rec in json.loads((Path(root) / name).read_text(encoding="utf-8")):
+            if any(float(v) > 0 for v in rec["options_dist"].values()):
+                ours.append(builder.full_text(item_from_record(rec, language)))
+                papers.append(rec["instruction"] + rec["input"] + ", ".join(rec["options"]))
+    # batched: the paper's pieces around the user text are the same for every prompt
+    head, tail = paper_llama3_ids(llama3, "\x00", PAPER_SUFFIX), None
+    cut = head.index(llama3("\x00")["input_ids"][1])
+    head, tail = head[:cut], head[cut + 1:]
+    expected = [head + ids[1:] + tail for ids in llama3(papers)["input_ids"]]
+    got = llama3(ours, add_special_tokens=False)["input_ids"]
+    equal = sum(a == b for a, b in zip(got, expected))
+    print(f"{files}: {equal} of {len(ours)} prompts equal the paper's Llama-3 construction token for token")
+    assert equal == len(ours) == count
+    assert builder.encode(item_from_record(rec, language)) == got[-1]
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("file", ["pew/global_pew_test.json", "wvs/test_en.json", "wvs/valid_zh.json"])
+def test_loaded_items_prompt_with_the_sources_country_label(file):
+    """Items loaded by the processed source name the country as the source file does (e.g. Pew's "Britain",
+    "India (Current national sample)"); the canonical name is only their group, for matching."""
+    from survey_sim.data.sources.processed import load_processed
+
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if not root:
+        pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
+    path = Path(root) / file
+    records = [r for r in json.loads(path.read_text(encoding="utf-8"))
+               if any(float(v) > 0 for v in r["options_dist"].values())]
+    items = load_processed(path).items
+    builder = PromptBuilder("paper")
+    equal = sum(builder.build_text(it)[0] == r["instruction"] + r["input"] + ", ".join(r["options"])
+                for it, r in zip(items, records))
+    renamed = sum(it.group != it.prompt_group for it in items)
+    print(f"{file}: {equal} of {len(items)} prompts equal the paper's; {renamed} name the country otherwise "
+          "than its canonical group")
+    assert len(items) == len(records) and equal == len(items)
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("family", ["deepseek", "qwen", "vicuna"])
+def test_every_real_prompt_equals_the_papers_construction_at_string_level(family):
+    """WVS (English) and Pew prompts under chat_format=paper for the families whose tokenizers are not
+    available offline, compared as text with the paper's pieces reassembled from each record."""
+    root = os.environ.get("SURVEY_SIM_DATA")
+    if not root:
+        pytest.skip("SURVEY_SIM_DATA is not set: the real records are not available")
+    builder = PromptBuilder({**TEMPLATES["paper"], "chat_format": "paper"}, family=family)
+    paper = {"deepseek": _deepseek_pieces,
+             "qwen": lambda user, suffix: (f"<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+                                           f"<|im_start|>user\n{user}{suffix}<|im_end|>\n<|im_start|>assistant\n"
+                                           f"{suffix}"),
+             "vicuna": lambda user, suffix: user + suffix}[family]
+    total = equal = 0
+    for name in ("wvs/train_en.json", "wvs/valid_en.json", "wvs/test_en.json", "pew/global_pew_test.json"):
+        for rec in json.loads((Path(root) / name).read_text(encoding="utf-8")):
+            if any(float(v) > 0 for v in rec["options_dist"].values()):
+                total += 1
+                user = rec["instruction"] + rec["input"] + ", ".join(rec["options"])
+                equal += builder.full_text(item_from_record(rec, "en")) == paper(user, PAPER_SUFFIX)
+    print(f"{family}: {equal} of {total} WVS and Pew prompts equal the paper's construction (string level)")
+    assert equal == total == 11_781 + 3_983

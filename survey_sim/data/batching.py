@@ -13,15 +13,17 @@ from torch.utils.data import Sampler
 
 @dataclass(frozen=True)
 class EncodedItem:
-    """One item ready for the model: prompt token ids, option token ids and the human target. `base`: items
-    with the same base are one item in several option orders (evaluation batches keep them together and
-    compute their common prompt prefix once, see `collate`); None for an item on its own. `anchor_base`: for
-    anchored simulators, the item's base distribution (same option order as the target)."""
+    """One item ready for the model: prompt token ids, option token ids, the human target and, per
+    displayed option, its scale position (NaN: off the scale; all NaN: a nominal item; empty: 0..K-1).
+    `base`: items with the same base are one item in several option orders (evaluation batches keep them
+    together and compute their common prompt prefix once, see `collate`); None for an item on its own.
+    `anchor_base`: for anchored simulators, the item's base distribution (same option order as the target)."""
 
     index: int
     input_ids: tuple[int, ...]
     option_ids: tuple[int, ...]
     target: tuple[float, ...]
+    scale: tuple[float, ...] = ()
     base: int | None = None
     anchor_base: tuple[float, ...] | None = None
 
@@ -175,7 +177,8 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
     Rounding T up bounds the number of distinct sequence lengths (GPU attention kernels plan per shape);
     left padding keeps the last position the prediction point. Returns input_ids/attention_mask [B, T],
     position_ids [B, T] (counted from the first real token, so a prompt's positions do not depend on its
-    batch), option_ids/option_mask/target [B, K], index [B], and anchor_base [B, K] when the items carry one.
+    batch), option_ids/option_mask/target/option_scale [B, K] (scale positions, NaN off the scale), index [B],
+    and anchor_base [B, K] when the items carry one.
 
     `share_prefix`, two levels, each computed once by the model:
     - the batch's prefix: when all prompts start with the same >= MIN_SHARED_PREFIX tokens (a chat template's
@@ -198,6 +201,7 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
     option_ids = torch.zeros((b, k), dtype=torch.long)
     option_mask = torch.zeros((b, k), dtype=torch.bool)
     target = torch.zeros((b, k), dtype=torch.float32)
+    option_scale = torch.full((b, k), float("nan"), dtype=torch.float32)
     with_anchor = items[0].anchor_base is not None
     anchor_base = torch.zeros((b, k), dtype=torch.float32) if with_anchor else None
     for row, x in enumerate(items):
@@ -205,12 +209,13 @@ def collate(items: Sequence[EncodedItem], pad_id: int, pad_to_multiple: int = 1,
         option_ids[row, :m] = torch.tensor(x.option_ids, dtype=torch.long)
         option_mask[row, :m] = True
         target[row, :m] = torch.tensor(x.target, dtype=torch.float32)
+        option_scale[row, :m] = torch.tensor(x.scale or range(m), dtype=torch.float32)
         if with_anchor:
             anchor_base[row, :m] = torch.tensor(x.anchor_base, dtype=torch.float32)
     position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0) + p + torch.tensor(q)[:, None]
     batch = {
         "input_ids": input_ids, "attention_mask": attention_mask, "position_ids": position_ids,
-        "option_ids": option_ids, "option_mask": option_mask, "target": target,
+        "option_ids": option_ids, "option_mask": option_mask, "target": target, "option_scale": option_scale,
         "index": torch.tensor([x.index for x in items], dtype=torch.long),
     }
     if with_anchor:

@@ -14,10 +14,20 @@ from torch.utils.data import DataLoader
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, TokenizerError
-from survey_sim.option_tokens import option_token_ids
+from survey_sim.option_tokens import check_prompt_end, option_token_ids, paper_letter_ids
 from survey_sim.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
+
+
+def displayed_scale(item: SurveyItem) -> tuple[float, ...]:
+    """Scale position of each option as displayed (after any shuffling): the ORIGINAL option's position, so
+    distances never depend on the display order; NaN off the scale, all NaN for a nominal item."""
+    nan = float("nan")
+    if not item.ordinal:
+        return (nan,) * item.num_options
+    positions = item.scale_positions()
+    return tuple(nan if positions[j] is None else positions[j] for j in item.option_order)
 
 
 class SurveyDataModule(L.LightningDataModule):
@@ -111,12 +121,16 @@ class SurveyDataModule(L.LightningDataModule):
                 f"split {split}, item {index} ({item.group!r}, question {item.question_id!r}): the prompt has "
                 f"{len(ids)} tokens, longer than the model's context of {self.max_length}")
         try:
-            options = option_token_ids(self.tokenizer, item.letters,
-                                       self.prompt_builder.answer_prefix(item.language))
+            prompt_end = self.prompt_builder.answer_prefix(item.language)
+            check_prompt_end(self.tokenizer, ids, prompt_end)
+            if self.prompt_builder.letter_rule == "paper":
+                options = paper_letter_ids(self.tokenizer, item.letters, item.options)
+            else:
+                options = option_token_ids(self.tokenizer, item.letters, prompt_end)
         except TokenizerError as err:
             raise TokenizerError(f"split {split}, item {index} ({item.group!r}, question "
                                  f"{item.question_id!r}): {err}") from err
-        return EncodedItem(index, tuple(ids), tuple(options), item.distribution, base,
+        return EncodedItem(index, tuple(ids), tuple(options), item.distribution, displayed_scale(item), base,
                            None if anchor_base is None else tuple(float(b) for b in anchor_base))
 
     def setup(self, stage: str | None = None) -> None:

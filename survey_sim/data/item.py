@@ -28,6 +28,11 @@ class SurveyItem:
     sample size of the distribution (Kish's, under weights; the count when unweighted; None if unknown).
     `country_distribution` is a subgroup item's whole-country distribution over the ORIGINAL option order
     (normalised; transforms leave it as it is), or None.
+    Scale metadata (used by `emd` and the `wasserstein` loss): `ordinal` says whether the options form an
+    ordered scale (False: nominal, no distances); `scale[j]` is the scale position of ORIGINAL option j, or
+    None for a non-substantive option ("Hard to say", "Don't know", ...) that lies outside the scale;
+    empty means positions 0..K-1 in the original order. Indexed by original option, it needs no change
+    when transforms reorder the options.
     """
 
     group: str
@@ -49,6 +54,7 @@ class SurveyItem:
     attributes: tuple[tuple[str, str], ...] = ()
     n_effective: float | None = None
     country_distribution: tuple[float, ...] | None = None
+    scale: tuple[float | None, ...] = field(default=())
 
     def __post_init__(self) -> None:
         where = f"item ({self.group!r}, question {self.question_id!r})"
@@ -110,6 +116,16 @@ class SurveyItem:
         if sorted(order) != list(range(k)):
             fail(f"option_order {order} is not a permutation of 0..{k - 1}", "option_order")
         set_(self, "option_order", order)
+        scale = tuple(None if x is None else float(x) for x in self.scale)
+        if scale and len(scale) != k:
+            fail(f"scale has {len(scale)} positions for {k} options", "scale")
+        if any(x is not None and not math.isfinite(x) for x in scale):
+            fail(f"scale has a non-finite position {scale}", "scale")
+        set_(self, "scale", scale)
+
+    def scale_positions(self) -> tuple[float | None, ...]:
+        """Scale position of each option in the ORIGINAL order (None: non-substantive)."""
+        return self.scale or tuple(float(j) for j in range(self.num_options))
 
     @property
     def num_options(self) -> int:

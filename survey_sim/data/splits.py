@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from survey_sim.data import demo
 from survey_sim.data.countries import canonical_country
 from survey_sim.data.item import SurveyItem
+from survey_sim.data.scales import with_wvs_scales
 from survey_sim.data.sources.wvs_raw import MIN_CELL
 from survey_sim.data.subgroups import select_attributes
 from survey_sim.data.transforms import country_key, select_language, stable_seed, translate_items
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 
 WVS_SOURCES = ("processed", "wvs_raw", "demo")
 PEW_SOURCES = ("processed", "goqa")
+#: data.goqa_rows: which GlobalOpinionQA rows pew_source=goqa loads (the table's `source` column).
+GOQA_ROWS = {"pew": "pew", "wvs": "wvs", "all": None}
 SURVEYS = ("wvs", "pew")
 LANGUAGES = ("en", "zh")
 
@@ -186,6 +189,8 @@ def validate_data_config(data_cfg) -> dict:
     pew_source = cfg.get("pew_source", "processed")
     if "pew" in surveys and pew_source not in PEW_SOURCES:
         raise ConfigError(f"{where}: pew_source must be one of {', '.join(PEW_SOURCES)}, got {pew_source!r}")
+    if "pew" in surveys and cfg.get("goqa_rows", "pew") not in GOQA_ROWS:
+        raise ConfigError(f"{where}: goqa_rows must be one of {', '.join(GOQA_ROWS)}, got {cfg.get('goqa_rows')!r}")
     if "pew" in surveys and language != "en":
         raise ConfigError(f"{where}: the Pew splits exist in English only, got language {language!r}")
     root = data_root(cfg.get("root"))
@@ -243,7 +248,8 @@ def _load_source(cfg: dict, survey: str) -> tuple[list[SurveyItem], bool]:
     if survey == "pew":
         path = _files(files.get("pew"))
         if cfg.get("pew_source", "processed") == "goqa":
-            results = [sources.load_goqa(root / path[0] if path else None)]
+            results = [sources.load_goqa(root / path[0] if path else None,
+                                         source=GOQA_ROWS[cfg.get("goqa_rows", "pew")])]
         else:
             results = [sources.load_processed(root / path[0], language="en")]
     elif cfg["source"] == "processed":
@@ -428,6 +434,7 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
             raw.update(translated)
             for key, rep in reports.items():
                 filters[key] += f", in {language} ({rep['skipped']} items without translation skipped)"
+        raw = {k: with_wvs_scales(v, f"split {k}") if specs[k].survey == "wvs" else v for k, v in raw.items()}
     if cfg.get("holdout_groups"):
         raw = hold_out_groups(raw, cfg["holdout_groups"], requested.get("train") and "train",
                               requested.get("val") and "val")

@@ -47,6 +47,7 @@ MODEL_KEYS = frozenset({
     "name", "source", "hf_id", "package", "pip_spec", "gguf_file", "local_path", "revision", "cache_dir",
     "tokenizer_path", "seed", "chat_template", "trust_remote_code", "dtype", "quantization", "device_map",
     "attn_implementation", "max_length", "batch_size", "eval_batch_size", "lora", "arch", "requires",
+    "paper_chat_format",
 })
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules")
 

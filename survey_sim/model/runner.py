@@ -98,7 +98,7 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
     if train:
         data["train"] = splits["train"]
     builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
-                            steering=steering_config(cfg))
+                            steering=steering_config(cfg), family=cfg.model.get("paper_chat_format"))
     share_prefix = bool(cfg.trainer.get("share_prefix", False))
     if share_prefix and cfg.model.get("trust_remote_code"):
         log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "
@@ -129,14 +129,14 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     rows: dict[str, list[dict]] = {}
     anchor_bases: dict[str, list] = {}
 
-    def evaluate(split: str, probs) -> dict:
-        items, probs = expanded[split], probs.numpy()
+    def evaluate(split: str, probs, letter_mass) -> dict:
+        items, probs, mass = expanded[split], probs.numpy(), letter_mass.numpy()
         if anchor is None:
-            rows[split] = prediction_rows(items, probs, bases[split])
+            rows[split] = prediction_rows(items, probs, bases[split], mass)
             return split_metrics(rows[split])
         if split not in anchor_bases:
             anchor_bases[split] = anchor.bases(items)
-        rows[split] = prediction_rows(items, anchor.apply(items, probs, anchor_bases[split]), bases[split])
+        rows[split] = prediction_rows(items, anchor.apply(items, probs, anchor_bases[split]), bases[split], mass)
         # what the model alone and the base alone predicted, for analysis (original option order)
         for key, parts in (("pred_model", probs), ("anchor_base", anchor_bases[split])):
             for row, part in zip(rows[split], prediction_rows(items, parts, bases[split])):
@@ -155,7 +155,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         schedule=str(cfg.trainer.optim.get("schedule", "constant")),
         eval_split_names=eval_names, val_split=dm.val_splits, evaluate_fn=evaluate,
         gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing),
-        anchor_rule=str(cfg.anchor.rule) if anchor is not None and trains_through(cfg) else None)
+        anchor_rule=str(cfg.anchor.rule) if anchor is not None and trains_through(cfg) else None,
+        split_sizes={name: len(items) for name, items in expanded.items()})
     trainer = build_trainer(cfg, out_dir, logger, validates=train and bool(dm.val_splits))
     extra: dict = {}
     if train and cfg.method.get("eval_before_training", False):
@@ -181,7 +182,7 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
             for group, split in FIT_SPLITS.items():
                 anchor.fit(group, expanded[split], module.predictions[split].numpy(), anchor_bases[split])
             for split in eval_names:  # every split again, with the fitted weights
-                evaluate(split, module.predictions[split])
+                evaluate(split, module.predictions[split], module.letter_mass[split])
         extra["anchor"] = {**anchor.summary(), "train_through": trains_through(cfg)}
     return rows, module.history, extra
 
@@ -209,8 +210,9 @@ def restore_best(trainer, module: SurveySimulator, evaluate) -> dict:
     module.predicted_with = {}
     kept = module.best_validation if (module.best_validation or {}).get("step") == step else None
     for split, probs in (kept or {}).get("predictions", {}).items():
-        module.predictions[split], module.predicted_with[split] = probs, module.weights_state()
-        evaluate(split, probs)
+        module.predictions[split], module.letter_mass[split] = probs, kept["letter_mass"][split]
+        module.predicted_with[split] = module.weights_state()
+        evaluate(split, probs, module.letter_mass[split])
     log.info("restored the adapter of step %d (best %s = %.4f of %d validations)", step, best.monitor, score,
              sum(1 for h in module.history if best.monitor in h))
     return {"restored": True, "step": step, "monitor": best.monitor, "score": score,

@@ -15,7 +15,7 @@ from transformers import DynamicCache
 
 from survey_sim.data.batching import whole_rows
 from survey_sim.errors import SurveySimError
-from survey_sim.losses import get_loss, masked_log_softmax
+from survey_sim.losses import RAW_LOGIT_LOSSES, SCALE_LOSSES, get_loss, masked_log_softmax
 from survey_sim.metrics import SELECTION_METRIC
 from survey_sim.model.anchoring import AnchorParams, combine
 
@@ -108,6 +108,19 @@ def unwrapped_name(name: str) -> str:
     return name
 
 
+def has_active_dropout(module: nn.Module) -> bool:
+    """Whether a forward pass of `module` in its current mode drops anything: a dropout layer in training mode
+    with p > 0 (LoRA's dropout among them), or a positive `*dropout` rate in its config (attention dropout is
+    applied functionally, without a layer)."""
+    if not module.training:
+        return False
+    if any(isinstance(m, nn.modules.dropout._DropoutNd) and m.training and m.p > 0 for m in module.modules()):
+        return True
+    config = getattr(module, "config", None)
+    rates = config.to_dict().items() if hasattr(config, "to_dict") else ()
+    return any(k.endswith("dropout") and isinstance(v, float) and v > 0 for k, v in rates)
+
+
 def _body_and_head(model: nn.Module) -> tuple[nn.Module, nn.Module]:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     body = getattr(base, base.base_model_prefix, None)
@@ -132,17 +145,20 @@ class SurveySimulator(L.LightningModule):
     mean 1-JSD over them is logged as `selection/jsd`, and the predictions of the best validation so far
     are kept (`best_validation`) for the adapter restored from the best checkpoint.
     Evaluation batches are collected per split; `predictions[split]` holds [N, 26] probabilities in item
-    index order after each validation/test epoch, gathered from all ranks without duplicates, and
+    index order after each validation/test epoch, gathered from all ranks without duplicates,
+    `letter_mass[split]` [N] each item's letter mass (see `readout`), and
     `predicted_with[split]` the optimizer step and temperature they were made with, so that a pass over
     a split already predicted with the current weights (the validation at the end of training) is not
-    repeated (`current_predictions`).
+    repeated (`current_predictions`). `split_sizes` (split -> item count): a split whose gathered
+    predictions miss any item, the last ones included, is an error.
     """
 
     def __init__(self, backbone: nn.Module, *, loss: str = "kl", loss_kwargs: Mapping | None = None,
                  lr: float = 1e-4, weight_decay: float = 0.0, warmup_steps: int = 0, schedule: str = "constant",
                  eval_split_names: Sequence[str] = (), val_split: str | Sequence[str] | None = "val",
-                 evaluate_fn: Callable[[str, torch.Tensor], dict] | None = None,
-                 gradient_checkpointing: bool = False, anchor_rule: str | None = None):
+                 evaluate_fn: Callable[[str, torch.Tensor, torch.Tensor], dict] | None = None,
+                 gradient_checkpointing: bool = False, anchor_rule: str | None = None,
+                 split_sizes: Mapping[str, int] | None = None):
         super().__init__()
         if schedule not in SCHEDULES:
             raise SurveySimError(f"unknown learning-rate schedule {schedule!r}; valid: {', '.join(SCHEDULES)}")
@@ -155,10 +171,12 @@ class SurveySimulator(L.LightningModule):
         self.eval_split_names = list(eval_split_names)
         self.val_splits = [val_split] if isinstance(val_split, str) else list(val_split or [])
         self.anchor_rule = anchor_rule
-        self.best_validation: dict | None = None  # {"score", "step", "predictions": {split: [N, 26]}}
+        self.best_validation: dict | None = None  # {"score", "step", "predictions", "letter_mass": {split: ...}}
         self.evaluate_fn = evaluate_fn
+        self.split_sizes = dict(split_sizes or {})
         self.register_buffer("temperature", torch.ones(()), persistent=False)
         self.predictions: dict[str, torch.Tensor] = {}
+        self.letter_mass: dict[str, torch.Tensor] = {}
         self.predicted_with: dict[str, tuple[int, float]] = {}  # split -> weights_state() of its predictions
         self.history: list[dict] = []
         self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -174,21 +192,41 @@ class SurveySimulator(L.LightningModule):
         """[B, K] float32 logits of the option tokens at the prediction point (the last position)."""
         body, head = _body_and_head(self.backbone)
         hidden = self._last_hidden(body, batch)                    # [B, H]
-        rows = head.weight[batch["option_ids"]]                    # [B, K, H]
+        return self._option_rows_logits(head, hidden, batch["option_ids"])
+
+    @staticmethod
+    def _option_rows_logits(head: nn.Module, hidden: torch.Tensor, option_ids: torch.Tensor) -> torch.Tensor:
+        rows = head.weight[option_ids]                             # [B, K, H]
         with torch.autocast(hidden.device.type, enabled=False):   # float32 even under bf16 autocast
             logits = torch.einsum("bh,bkh->bk", hidden.float(), rows.float())
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[batch["option_ids"]].float()
+            logits = logits + head.bias[option_ids].float()
         return logits
+
+    def readout(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Option logits [B, K] (as `option_logits`) and the letter mass [B]: the option letters' share of
+        the full next-token distribution at the last position, logsumexp over the K option logits minus
+        logsumexp over the whole vocabulary (temperature 1). The vocabulary logits are [B, V], of the last
+        position only; computed in the head's dtype and summed in float32."""
+        body, head = _body_and_head(self.backbone)
+        hidden = self._last_hidden(body, batch)
+        logits = self._option_rows_logits(head, hidden, batch["option_ids"])
+        vocab = torch.nn.functional.linear(hidden.to(head.weight.dtype), head.weight,
+                                           getattr(head, "bias", None)).float()   # [B, V]
+        letters = vocab.gather(1, batch["option_ids"]).masked_fill(~batch["option_mask"], float("-inf"))
+        log_mass = torch.logsumexp(letters, dim=-1) - torch.logsumexp(vocab, dim=-1)
+        return logits, log_mass.clamp_max(0.0).exp()
 
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with shared prefixes (see `collate`)
         runs the batch's prefix once (batch size 1), then its items' prefixes (one row per item) against those
         keys and values, then the rest of every prompt against the cached keys and values of its prefixes
-        (`PrefixCache`); with gradient checkpointing in training (which drops caches) the prefixes are put back
-        in front of every row instead (`whole_rows`)."""
+        (`PrefixCache`). In training with gradient checkpointing (which drops caches) or with any dropout
+        active, the prefixes are put back in front of every row instead (`whole_rows`): a batch-size-1 prefix
+        pass would share one dropout mask across all rows of the batch."""
         prefix, items = batch.get("prefix_ids"), batch.get("item_prefix_ids")
-        if (prefix is None and items is None) or (self._checkpointing and self.training):
+        if (prefix is None and items is None) or (self.training and (self._checkpointing
+                                                                     or has_active_dropout(body))):
             ids, mask, pos = whole_rows(batch)
             return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
         # transformers >= 5 names the argument `cache` (`past_key_values` goes away in 5.40)
@@ -237,8 +275,17 @@ class SurveySimulator(L.LightningModule):
         submodule modes, so without this LoRA dropout (and any model dropout) would be off in training."""
         self.train()
 
+    def _loss(self, batch, logits: torch.Tensor, log_probs: torch.Tensor) -> torch.Tensor:
+        """The training loss of a batch, from the raw option logits for the losses in RAW_LOGIT_LOSSES, with
+        the options' scale positions for those in SCALE_LOSSES."""
+        scores = logits if self.loss_name in RAW_LOGIT_LOSSES else log_probs
+        extra = (batch.get("option_scale"),) if self.loss_name in SCALE_LOSSES else ()
+        return self.loss_fn(scores, batch["target"], batch["option_mask"], *extra)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self.loss_fn(self.trained_log_probs(self(batch), batch), batch["target"], batch["option_mask"])
+        logits = self.option_logits(batch)
+        log_probs = masked_log_softmax(logits / self.temperature, batch["option_mask"])
+        loss = self._loss(batch, logits, self.trained_log_probs(log_probs, batch))
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at epoch {self.current_epoch}, step {self.global_step}, "
@@ -269,17 +316,21 @@ class SurveySimulator(L.LightningModule):
         """Splits whose `predictions` were made with the current weights and temperature."""
         return [split for split, state in self.predicted_with.items() if state == self.weights_state()]
 
-    def _collect(self, split: str, batch) -> torch.Tensor:
-        log_probs = self(batch)
-        probs = torch.zeros(len(batch["index"]), MAX_OPTIONS, device=log_probs.device)
+    def _collect(self, split: str, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Option logits and log-probabilities of the batch; keeps [B, 26] probabilities with the letter mass
+        as a 27th column."""
+        logits, mass = self.readout(batch)
+        log_probs = masked_log_softmax(logits / self.temperature, batch["option_mask"])
+        probs = torch.zeros(len(batch["index"]), MAX_OPTIONS + 1, device=log_probs.device)
         probs[:, : log_probs.shape[1]] = log_probs.exp().masked_fill(~batch["option_mask"], 0.0)
+        probs[:, MAX_OPTIONS] = mass
         self._collected.setdefault(split, []).append((batch["index"], probs))
-        return log_probs
+        return logits, log_probs
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.val_splits[dataloader_idx]
-        log_probs = self._collect(split, batch)
-        loss = self.loss_fn(self.trained_log_probs(log_probs, batch), batch["target"], batch["option_mask"])
+        logits, log_probs = self._collect(split, batch)
+        loss = self._loss(batch, logits, self.trained_log_probs(log_probs, batch))
         self.log(f"{split}/loss", loss, prog_bar=True, batch_size=len(batch["index"]), sync_dist=True,
                  add_dataloader_idx=False)
 
@@ -296,15 +347,21 @@ class SurveySimulator(L.LightningModule):
             probs = torch.cat([p for _, p in parts])
             if self._trainer is not None and self.trainer.world_size > 1:
                 index, probs = self._gather_ranks(index, probs)
-            n = int(index.max()) + 1 if len(index) else 0
-            out = torch.full((n, MAX_OPTIONS), float("nan"), device=probs.device)
+            seen = int(index.max()) + 1 if len(index) else 0
+            n = self.split_sizes.get(split, seen)
+            if seen > n:
+                raise SurveySimError(f"split {split}: a prediction for item {seen - 1}, but the split has {n} items")
+            out = torch.full((n, MAX_OPTIONS + 1), float("nan"), device=probs.device)
             out[index] = probs  # duplicates (padding batches of other ranks) carry identical values
-            if torch.isnan(out[:, 0]).any():
-                raise SurveySimError(f"split {split}: predictions missing for some items after gathering")
-            self.predictions[split] = out.float().cpu()
+            missing = torch.isnan(out[:, 0]).nonzero().flatten().tolist()
+            if missing:
+                raise SurveySimError(f"split {split}: predictions missing for {len(missing)} of {n} items after "
+                                     f"gathering (e.g. items {missing[:5]})")
+            out = out.float().cpu()
+            self.predictions[split], self.letter_mass[split] = out[:, :MAX_OPTIONS], out[:, MAX_OPTIONS]
             self.predicted_with[split] = self.weights_state()
             if self.evaluate_fn is not None:
-                summaries[split] = self.evaluate_fn(split, self.predictions[split])
+                summaries[split] = self.evaluate_fn(split, self.predictions[split], self.letter_mass[split])
                 self.log_dict(logged_metrics(split if stage == "val" else f"test/{split}", summaries[split]),
                               rank_zero_only=True)
         self._collected = {}
@@ -320,7 +377,8 @@ class SurveySimulator(L.LightningModule):
                              SELECTION_METRIC: score})
         if self.best_validation is None or score > self.best_validation["score"]:
             self.best_validation = {"score": score, "step": int(self.global_step),
-                                    "predictions": {split: self.predictions[split] for split in summaries}}
+                                    "predictions": {split: self.predictions[split] for split in summaries},
+                                    "letter_mass": {split: self.letter_mass[split] for split in summaries}}
 
     def _gather_ranks(self, index: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every rank's rows; ranks may hold different numbers of rows (all_gather needs equal shapes, so
@@ -328,9 +386,9 @@ class SurveySimulator(L.LightningModule):
         counts = self.all_gather(torch.tensor([len(index)], device=probs.device)).reshape(-1)
         pad = int(counts.max()) - len(index)
         index = torch.cat([index, index.new_full((pad,), -1)])
-        probs = torch.cat([probs, probs.new_zeros(pad, MAX_OPTIONS)])
+        probs = torch.cat([probs, probs.new_zeros(pad, probs.shape[1])])
         index = self.all_gather(index).reshape(-1)
-        probs = self.all_gather(probs).reshape(-1, MAX_OPTIONS)
+        probs = self.all_gather(probs).reshape(-1, probs.shape[1])
         keep = index >= 0
         return index[keep], probs[keep]
 

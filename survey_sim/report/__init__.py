@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from survey_sim.errors import ConfigError
+from survey_sim.intervals import CLUSTERINGS, Interval
 from survey_sim.io import atomic_write_text
 from survey_sim.report.collect import Run, RunGroup, SkippedRun, collect_runs, group_runs
 from survey_sim.report.plots import (
@@ -24,12 +25,15 @@ from survey_sim.report.plots import (
     save_figure,
 )
 from survey_sim.report.tables import (
+    CLUSTERING_WORDS,
     TABLE_METRICS,
     Table,
     build_table,
     default_splits,
+    group_by_label,
     load_paper_numbers,
     ordered_splits,
+    paired_differences,
     results_frame,
     table_frame,
     to_latex,
@@ -47,6 +51,8 @@ class Report:
     splits: list[str]
     tables: dict[str, Table] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
+    #: (row a, row b) -> metric -> split -> mean per-item difference a - b with its clustered interval
+    differences: dict[tuple[str, str], dict[str, dict[str, Interval]]] = field(default_factory=dict)
 
 
 def slug(text: str) -> str:
@@ -109,7 +115,26 @@ def log_to_wandb(frame, out: Path, project: str) -> None:
     run.finish()
 
 
-def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot: int) -> str:
+def _signed(ci: Interval) -> str:
+    text = f"{ci.value:+.3f}"
+    return text + (f" [{ci.low:+.3f}, {ci.high:+.3f}]" if ci.low is not None else "")
+
+
+def differences_markdown(report: Report) -> list[str]:
+    """A section per compared pair of rows: a line per metric, a cell per split (difference [interval])."""
+    lines = []
+    for (a, b), by_metric in report.differences.items():
+        lines += [f"## Paired difference: {a} minus {b}", "",
+                  "Mean per-item difference over the items both rows evaluated, interval clustered as above.", "",
+                  "| metric | " + " | ".join(report.splits) + " |", "|---|" + "---|" * len(report.splits)]
+        for metric, by_split in by_metric.items():
+            cells = [_signed(by_split[s]) if s in by_split else "–" for s in report.splits]
+            lines.append(f"| {TABLE_METRICS[metric][0]} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
+
+
+def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot: int, clustering: str) -> str:
     lines = ["# survey-sim report", "",
              (f"Inputs: {', '.join(f'`{p}`' for p in inputs)}. Complete runs: {len(report.runs)}; "
               f"skipped (incomplete): {len(report.skipped)}."), ""]
@@ -121,7 +146,7 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
     for g in groups:
         seeds = ", ".join(str(r.run.get("seed")) for r in g.runs)
         lines.append(f"| {g.label} | {len(g.runs)} | {seeds} | {'<br>'.join(f'`{r.path}`' for r in g.runs)} |")
-    ci = (f"95% bootstrap interval over items ({n_boot} resamples) in brackets"
+    ci = (f"95% bootstrap interval resampling {CLUSTERING_WORDS[clustering]} ({n_boot} resamples) in brackets"
           if n_boot > 0 else "no intervals (--bootstrap 0)")
     lines += ["", (f"Cells: mean over items; {ci}; runs of one row (seeds) are averaged per item first. "
                    "Avg: unweighted mean over the splits shown, only for rows that have all of them. "
@@ -130,6 +155,7 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
         better = {True: "higher", False: "lower", None: "closer to 0"}[table.higher_is_better]
         lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
     lines += _subgroup_section(groups, report.splits)
+    lines += differences_markdown(report)
     plots = [f for f in report.files if f.suffix == ".png"]
     if plots:
         lines += ["## Figures", ""] + [f"![{f.stem}](plots/{f.name})" for f in plots] + [""]
@@ -183,15 +209,22 @@ def _subgroup_section(groups: list[RunGroup], splits: list[str]) -> list[str]:
 def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits: list[str] | None = None,
                  metrics: list[str] | None = None, n_boot: int = 1000, seed: int = 0,
                  items: list[str] | None = None, paper_numbers: str | os.PathLike | None = None,
-                 wandb_project: str | None = None, plots: bool = True) -> Report:
-    """Collect the runs under `paths` and write report.md, tables.tex, results.csv and plots/ into `out`."""
+                 wandb_project: str | None = None, plots: bool = True, clustering: str = "question",
+                 differences: list[tuple[str, str]] | None = None) -> Report:
+    """Collect the runs under `paths` and write report.md, tables.tex, results.csv and plots/ into `out`.
+
+    Intervals resample `clustering` units (survey_sim.intervals.CLUSTERINGS). `differences`: pairs of row
+    labels (a, b); for each, the report gets a + b's paired per-item difference per split and metric."""
     out = Path(out)
-    metrics = list(metrics or TABLE_METRICS)
-    unknown = [m for m in metrics if m not in TABLE_METRICS]
+    if clustering not in CLUSTERINGS:
+        raise ConfigError(f"unknown clustering {clustering!r}; choose from {list(CLUSTERINGS)}")
+    unknown = [m for m in metrics or [] if m not in TABLE_METRICS]
     if unknown:
         raise ConfigError(f"unknown table metric(s) {unknown}; choose from {list(TABLE_METRICS)}")
     item_keys = [parse_item(s) for s in items] if items else None
     runs, skipped = collect_runs(paths)
+    # by default every table metric that some run has (letter mass: simulator runs only)
+    metrics = list(metrics or [m for m in TABLE_METRICS if any(m in r.predictions for r in runs)])
     report = Report(out, runs, skipped, select_splits(runs, splits) if runs else [])
     groups = group_runs(runs)
     if runs:
@@ -200,8 +233,12 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits:
             if missing:
                 raise ConfigError(f"--items {[':'.join(k).lstrip(':') for k in missing]} match no item of any run")
         paper = load_paper_numbers(paper_numbers)
-        report.tables = {m: build_table(groups, m, report.splits, n_boot, seed, paper) for m in metrics}
-        frame = results_frame(runs, n_boot, seed)
+        report.tables = {m: build_table(groups, m, report.splits, n_boot, seed, paper, clustering) for m in metrics}
+        for a, b in differences or []:
+            rows = group_by_label(groups, a), group_by_label(groups, b)
+            report.differences[(a, b)] = {m: paired_differences(*rows, m, report.splits, clustering, n_boot, seed)
+                                          for m in metrics}
+        frame = results_frame(runs, n_boot, seed, clustering)
         report.files.append(atomic_write_text(out / "results.csv", frame.to_csv(index=False)))
         tex = [f"% {t.title}\n{to_latex(t)}\n" for t in report.tables.values()]
         report.files.append(atomic_write_text(out / "tables.tex", "\n".join(tex)))
@@ -210,11 +247,34 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits:
         if wandb_project:
             log_to_wandb(frame, out, wandb_project)
     report.files.append(atomic_write_text(out / "report.md", _markdown(report, list(map(str, paths)), groups,
-                                                                       n_boot)))
+                                                                       n_boot, clustering)))
     return report
 
 
-__all__ = ["Report", "Run", "RunGroup", "SkippedRun", "Table", "build_report", "build_table", "choose_items",
-           "collect_runs", "diversity_points", "group_runs", "load_paper_numbers", "plot_diversity",
-           "plot_group_differences", "plot_items", "plot_loss_curves", "plot_per_country", "results_frame", "save_figure",
-           "select_splits", "table_frame", "to_latex", "to_markdown", "write_plots"]
+__all__ = [
+    "Report",
+    "Run",
+    "RunGroup",
+    "SkippedRun",
+    "Table",
+    "build_report",
+    "build_table",
+    "choose_items",
+    "collect_runs",
+    "differences_markdown",
+    "diversity_points",
+    "group_runs",
+    "load_paper_numbers",
+    "plot_diversity",
+    "plot_group_differences",
+    "plot_items",
+    "plot_loss_curves",
+    "plot_per_country",
+    "results_frame",
+    "save_figure",
+    "select_splits",
+    "table_frame",
+    "to_latex",
+    "to_markdown",
+    "write_plots",
+]

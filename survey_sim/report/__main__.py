@@ -1,4 +1,4 @@
-"""`python -m survey_sim.report RUN_OR_MULTIRUN_FOLDER... [--out DIR] [--splits ...] [--bootstrap 1000]`."""
+"""`python -m survey_sim.report RUN_OR_MULTIRUN_FOLDER... [--out DIR] [--splits ...] [--bootstrap 1000] [--cluster question] [--diff ROW_A ROW_B]`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from survey_sim.errors import SurveySimError
+from survey_sim.intervals import CLUSTERINGS
 from survey_sim.report import build_report
 from survey_sim.report.tables import TABLE_METRICS
 
@@ -20,6 +21,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--metrics", nargs="+", choices=list(TABLE_METRICS), help="tables to build (default: all)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--cluster", choices=list(CLUSTERINGS), default="question",
+                   help="what the bootstrap resamples: items, questions (default), or questions and countries")
+    p.add_argument("--diff", nargs=2, action="append", metavar=("ROW_A", "ROW_B"),
+                   help="add the paired difference ROW_A minus ROW_B (table row labels) per split; repeatable")
     p.add_argument("--items", nargs="+", metavar="[SPLIT:]GROUP:QID",
                    help="items to draw human vs predicted distributions for (default: 3 best and 3 worst)")
     p.add_argument("--paper-numbers", help="YAML of published reference numbers (default: the shipped file)")
@@ -37,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = build_report(args.paths, out, splits=args.splits, metrics=args.metrics, n_boot=args.bootstrap,
                               seed=args.seed, items=args.items, paper_numbers=args.paper_numbers,
+                              clustering=args.cluster, differences=[tuple(d) for d in args.diff or []],
                               wandb_project=args.wandb_project if args.wandb else None, plots=not args.no_plots)
     except SurveySimError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from survey_sim.errors import ConfigError
+from survey_sim.metrics import ROW_MEANS
 from survey_sim.outputs import flat_config
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def collect_runs(paths: list[str | os.PathLike]) -> tuple[list[Run], list[Skippe
 
 
 ITEM_KEY = ["split", "group", "question_id", "language"]
-ITEM_METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "first_option_mass", "a_bias")
+ITEM_METRICS = ROW_MEANS
 
 
 @dataclass

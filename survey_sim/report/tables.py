@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from survey_sim.errors import SurveyDataError
-from survey_sim.metrics import bootstrap_ci
+from survey_sim.errors import ConfigError, SurveyDataError
+from survey_sim.intervals import QUESTION, Interval, clustered_interval, paired_difference
 from survey_sim.report.collect import ITEM_KEY, Run, RunGroup
 
 # metric -> (title, higher is better; None: closer to 0 is better)
@@ -22,11 +22,15 @@ TABLE_METRICS = {
     "emd_paper_code": ("EMD (paper code)", False),
     "accuracy": ("Accuracy", True),
     "a_bias": ("A-bias: mass on the option shown first minus the human share", None),
+    "letter_mass": ("Letter mass: the option letters' share of the next-token probability (simulators)", True),
 }
 SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
                "test-unseen-country", "test-unseen-question", "test-unseen-both")
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 CEILING_LABEL = "noise ceiling"
+#: How the report names each clustering of survey_sim.intervals.CLUSTERINGS.
+CLUSTERING_WORDS = {"item": "items", "question": "questions (all countries of a question together)",
+                    "question_country": "questions and countries independently"}
 
 
 def ordered_splits(names) -> list[str]:
@@ -70,6 +74,7 @@ class Table:
     n_boot: int
     ceiling: dict[str, Cell] = field(default_factory=dict)  # noise ceiling per split (jsd and emd tables)
     ceiling_note: str = ""
+    clustering: str = "question"
 
     @property
     def title(self) -> str:
@@ -130,23 +135,34 @@ def _paper_for(group: RunGroup, metric: str, records: list[dict]) -> dict[str, f
             and _setting(rec) == _setting(run)}
 
 
+def split_interval(items: pd.DataFrame, split: str, metric: str, clustering: str = "question", n_boot: int = 1000,
+                   seed: int = 0) -> Interval | None:
+    """Mean per-item `metric` of one split's items with its clustered bootstrap 95% interval (see
+    survey_sim.intervals); None when no item of the split has the metric."""
+    if metric not in items:
+        return None
+    rows = items[(items["split"] == split) & items[metric].notna()]
+    if rows.empty:
+        return None
+    return clustered_interval(rows[metric].to_numpy(float), questions=rows[QUESTION].astype(str),
+                              countries=rows["group"], clustering=clustering, n_boot=n_boot, seed=seed)
+
+
 def build_table(groups: list[RunGroup], metric: str, splits: list[str], n_boot: int = 1000, seed: int = 0,
-                paper: list[dict] | None = None) -> Table:
-    """One table: a row per run group, a cell per split: mean per-item `metric` with a bootstrap 95% CI."""
+                paper: list[dict] | None = None, clustering: str = "question") -> Table:
+    """One table: a row per run group, a cell per split: mean per-item `metric` with a bootstrap 95% interval
+    resampling `clustering` units (questions by default)."""
     rows = []
     for group in groups:
         items = group.items()
         cells = {}
         for split in splits:
-            values = items.loc[items["split"] == split, metric].dropna().to_numpy(float) if metric in items \
-                else np.array([])
-            if values.size == 0:
-                continue
-            lo, hi = bootstrap_ci(values, n=n_boot, seed=seed) if n_boot > 0 else (None, None)
-            cells[split] = Cell(float(values.mean()), lo, hi, int(values.size))
+            ci = split_interval(items, split, metric, clustering, n_boot, seed)
+            if ci is not None:
+                cells[split] = Cell(ci.value, ci.low, ci.high, ci.n_items)
         rows.append(TableRow(group.label, len(group.runs), cells, _paper_for(group, metric, paper or [])))
     ceiling, note = noise_ceiling_cells(groups, metric, splits)
-    return Table(metric, list(splits), rows, n_boot, ceiling, note)
+    return Table(metric, list(splits), rows, n_boot, ceiling=ceiling, ceiling_note=note, clustering=clustering)
 
 
 def noise_ceiling_cells(groups: list[RunGroup], metric: str, splits: list[str]) -> tuple[dict[str, Cell], str]:
@@ -169,6 +185,31 @@ def noise_ceiling_cells(groups: list[RunGroup], metric: str, splits: list[str]) 
     if assumed:
         note += f"; N={'/'.join(f'{n:,.0f}' for n in sorted(sizes))} ASSUMED for {assumed} items without a count"
     return cells, note
+
+
+def group_by_label(groups: list[RunGroup], label: str) -> RunGroup:
+    """The run group (table row) labelled `label`; ConfigError naming the labels there are."""
+    for group in groups:
+        if group.label == label:
+            return group
+    raise ConfigError(f"no table row {label!r}; rows: {[g.label for g in groups]}")
+
+
+def paired_differences(a: RunGroup, b: RunGroup, metric: str, splits: list[str], clustering: str = "question",
+                       n_boot: int = 1000, seed: int = 0) -> dict[str, Interval]:
+    """Per split that both rows evaluated: mean per-item `metric` of row `a` minus row `b` over the same items,
+    with its clustered interval (survey_sim.intervals.paired_difference)."""
+    a_items, b_items = a.items(), b.items()
+    out = {}
+    for split in splits:
+        in_a, in_b = a_items[a_items["split"] == split], b_items[b_items["split"] == split]
+        if in_a.empty or in_b.empty or metric not in in_a or metric not in in_b:
+            continue
+        try:
+            out[split] = paired_difference(in_a, in_b, metric, clustering=clustering, n_boot=n_boot, seed=seed)
+        except ValueError as err:
+            raise ConfigError(f"rows {a.label!r} and {b.label!r}, split {split}: {err}") from None
+    return out
 
 
 def table_frame(table: Table) -> pd.DataFrame:
@@ -261,7 +302,8 @@ def to_latex(table: Table) -> str:
     cols = _columns(table)
     head = " & ".join(["", *map(latex_escape, cols), "Avg"]) + r" \\"
     lines = [f"% {latex_escape(table.title)}: mean over items; "
-             + (f"95% bootstrap interval over items ({table.n_boot} resamples) in brackets"
+             + (f"95% bootstrap interval resampling {CLUSTERING_WORDS[table.clustering]} ({table.n_boot} "
+                "resamples) in brackets"
                 if table.n_boot > 0 else "no intervals"),
              r"\begin{tabular}{l" + "c" * (len(cols) + 1) + "}", r"\toprule", head, r"\midrule"]
     for row in table.rows:
@@ -276,23 +318,23 @@ def to_latex(table: Table) -> str:
     return "\n".join(lines)
 
 
-def results_frame(runs: list[Run], n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Tidy results: one row per run x split x metric, the value from metrics.json, a bootstrap CI over items."""
+def results_frame(runs: list[Run], n_boot: int = 1000, seed: int = 0, clustering: str = "question") -> pd.DataFrame:
+    """Tidy results: one row per run x split x metric, the value from metrics.json, a clustered bootstrap
+    interval (column `ci_clustering`)."""
     records = []
     for run in runs:
         preds = run.predictions
         base = {"path": str(run.path), "label": run.label, **{k: run.run.get(k) for k in (
             "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed")}}
         for split, metrics in run.splits.items():
-            in_split = preds[preds["split"] == split] if len(preds) else preds
             for metric, value in metrics.items():
                 if metric == "n_items" or not isinstance(value, (int, float)):
                     continue
-                lo = hi = None
-                if n_boot > 0 and metric in in_split and len(in_split):
-                    lo, hi = bootstrap_ci(in_split[metric].to_numpy(float), n=n_boot, seed=seed)
+                ci = split_interval(preds, split, metric, clustering, n_boot, seed) if len(preds) else None
                 records.append({**base, "split": split, "metric": metric, "value": float(value),
-                                "ci_low": lo, "ci_high": hi, "n_items": metrics.get("n_items")})
+                                "ci_low": ci.low if ci else None, "ci_high": ci.high if ci else None,
+                                "ci_clustering": clustering if ci and ci.low is not None else None,
+                                "n_items": metrics.get("n_items")})
     cols = ["path", "label", "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed",
-            "split", "metric", "value", "ci_low", "ci_high", "n_items"]
+            "split", "metric", "value", "ci_low", "ci_high", "ci_clustering", "n_items"]
     return pd.DataFrame.from_records(records, columns=cols)

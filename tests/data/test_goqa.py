@@ -84,6 +84,9 @@ def test_load_pew_rows_from_csv(goqa_csv, caplog):
     assert result.skipped == [(2, "no question text"), ("3/Mongolia", "distribution is all zeros (no answers)"),
                               ("3/Czech Rep.", "2 values for 3 options")]
     assert "skipped 3 record(s)" in caplog.text
+    # the prompt names the country as the table does ("Britain", "S. Korea"); the group is the canonical name
+    assert [it.prompt_group for it in result.items] == ["Belgium", "Britain", "Nigeria (Non-national sample)",
+                                                        "S. Korea"]
 
 
 def test_source_selection(goqa_csv):
@@ -174,3 +177,31 @@ def test_hub_loader_errors(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", types.SimpleNamespace(load_dataset=offline))
     with pytest.raises(ConfigError, match="ConnectionError: no network.*local copy"):
         load_goqa()
+
+
+@pytest.mark.parametrize("rows, expected", [("pew", {"GAS"}), ("wvs", {"WVS"}), ("all", {"GAS", "WVS"})])
+def test_splits_select_goqa_rows_by_source(tmp_path, rows, expected):
+    """data.goqa_rows chooses the GlobalOpinionQA rows of the Pew splits (pew_source=goqa): Pew/GAS, WVS or both."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.data.splits import load_splits
+    from survey_sim.run import CONFIG_DIR
+
+    table = [{"question": "Is it right?", "selections": dd("'Peru': [0.2, 0.8]"), "options": "['Yes', 'No']",
+              "source": "GAS"},
+             {"question": "Is it wrong?", "selections": dd("'Peru': [0.6, 0.4], 'Greece': [0.5, 0.5]"),
+              "options": "['Yes', 'No']", "source": "WVS"}]
+    path = tmp_path / "goqa.csv"
+    pd.DataFrame(table).to_csv(path, index=False)
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            "data=pew", f"data.root={tmp_path}", "data.pew_source=goqa", f"data.files.pew={path.name}",
+            "data.train_split=null", "data.val_split=null", "data.test_splits=[Pew-C3]", f"data.goqa_rows={rows}"])
+    items = load_splits(cfg.data)["Pew-C3"]
+    assert {it.source.split(":")[1] for it in items} == expected
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        bad = compose(config_name="config", overrides=[
+            "data=pew", f"data.root={tmp_path}", "data.pew_source=goqa", f"data.files.pew={path.name}",
+            "data.train_split=null", "data.val_split=null", "data.test_splits=[Pew-C3]", "data.goqa_rows=ess"])
+    with pytest.raises(ConfigError, match="goqa_rows must be one of pew, wvs, all"):
+        load_splits(bad.data)

@@ -160,3 +160,79 @@ def test_prefix_sharing_is_off_for_models_running_their_own_code(remote_code):
     dm, _, _ = build_datamodule(cfg, splits, names, load_tokenizer(cfg.model), train=False)
     batch = next(iter(dm.test_dataloader()[0]))
     assert ("prefix_ids" in batch) == (not remote_code)
+
+
+def test_letter_mass_is_the_letters_share_of_the_full_next_token_distribution():
+    """readout's letter mass equals the softmax over the whole vocabulary at the last position, summed over
+    the item's option ids (computed here from the full [T, V] logits of one unpadded prompt at a time)."""
+    model = _model()
+    sim = SurveySimulator(model, loss="kl").eval()
+    items, batch = _batch()
+    with torch.no_grad():
+        logits, mass = sim.readout(batch)
+        torch.testing.assert_close(logits, sim.option_logits(batch))
+        for row, x in enumerate(items):
+            full = torch.softmax(model(input_ids=torch.tensor([x.input_ids])).logits[0, -1], -1)
+            assert mass[row].item() == pytest.approx(full[list(x.option_ids)].sum().item(), abs=1e-6)
+
+
+def test_raw_logit_losses_get_the_option_logits():
+    """wasserstein_paper (the paper's L1 on raw logits) is computed from logits, the others from log-probs."""
+    from survey_sim.losses import get_loss, masked_log_softmax
+
+    _, batch = _batch()
+    with torch.no_grad():
+        for name in ("wasserstein_paper", "kl"):
+            sim = SurveySimulator(_model(), loss=name).eval()
+            logits = sim.option_logits(batch)
+            log_probs = masked_log_softmax(logits, batch["option_mask"])
+            scores = logits if name == "wasserstein_paper" else log_probs
+            expected = get_loss(name)(scores, batch["target"], batch["option_mask"])
+            torch.testing.assert_close(sim._loss(batch, logits, log_probs), expected)
+
+
+def test_shared_prefix_is_not_run_once_per_batch_in_training_with_dropout(model_config):
+    """With the shipped configs' LoRA dropout (0.05), a batch-size-1 prefix pass would give every row of the
+    batch the same dropout mask on the prefix: training puts the prefix in front of every row instead, while
+    evaluation (no dropout) still computes it once per batch."""
+    from survey_sim.model.simulator import _body_and_head, has_active_dropout
+
+    lora = model_config("smollm2_135m").lora
+    assert float(lora.dropout) == 0.05
+    sim = SurveySimulator(add_lora(_model(), lora), loss="kl")
+    body, _ = _body_and_head(sim.backbone)
+    batch_sizes = []
+    body.register_forward_pre_hook(lambda m, args, kwargs: batch_sizes.append(kwargs["input_ids"].shape[0]),
+                                   with_kwargs=True)
+    shared = collate(_prefixed_items(list(range(40, 52))), pad_id=0, share_prefix=True)
+    sim.train()
+    assert has_active_dropout(body)
+    sim(shared)
+    assert batch_sizes == [4]
+    batch_sizes.clear()
+    sim.eval()
+    assert not has_active_dropout(body)
+    with torch.no_grad():
+        sim(shared)
+    assert batch_sizes == [1, 4]
+    no_dropout = SurveySimulator(add_lora(_model(), {**LORA, "dropout": 0.0}), loss="kl").train()
+    assert not has_active_dropout(_body_and_head(no_dropout.backbone)[0])
+
+
+def test_predictions_missing_at_the_end_of_a_split_are_an_error():
+    """Items 0-2 predicted of a split of 4: the last item's missing prediction is an error (the output was
+    sized by the largest index seen, so a missing tail went unnoticed)."""
+    from survey_sim.errors import SurveySimError
+
+    _, batch = _batch()
+    for size, error in [(3, None), (4, r"split val: predictions missing for 1 of 4 items .*\[3\]")]:
+        sim = SurveySimulator(_model(), loss="kl", eval_split_names=["val"], split_sizes={"val": size}).eval()
+        sim.on_test_epoch_start()
+        with torch.no_grad():
+            sim.test_step(batch, 0)
+        if error is None:
+            sim.on_test_epoch_end()
+            assert sim.predictions["val"].shape == (3, 26) and sim.letter_mass["val"].shape == (3,)
+        else:
+            with pytest.raises(SurveySimError, match=error):
+                sim.on_test_epoch_end()

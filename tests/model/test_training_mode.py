@@ -28,7 +28,7 @@ def test_lora_dropout_is_on_in_training_and_off_in_evaluation(tmp_path):
     model.eval()  # as from_pretrained leaves it
     items = [EncodedItem(i, (5, 6, 7 + i), (10, 11), (0.3, 0.7)) for i in range(4)]
     batches = DataLoader([collate(items[:2], pad_id=0), collate(items[2:], pad_id=0)], batch_size=None)
-    sim = SurveySimulator(model, loss="kl", eval_split_names=["val"], evaluate_fn=lambda split, probs: {})
+    sim = SurveySimulator(model, loss="kl", eval_split_names=["val"], evaluate_fn=lambda split, probs, mass: {})
     probe = _ModeProbe()
     trainer = L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[probe])

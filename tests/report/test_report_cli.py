@@ -17,6 +17,8 @@ def test_cli_writes_report_tables_csv_and_plots(results, tmp_path, capsys):
     assert "5-truncated" in md and "4-unfinished" in md and "## 1-JSD" in md and "## Accuracy" in md
     assert "| tiny / ft |" in md and "(100 resamples)" in md
     assert md.count(r"\begin{tabular}") == 0 and (out / "tables.tex").read_text().count(r"\begin{tabular}") == 5
+    # no run has a letter mass (fake runs): no empty table for it
+    assert "## Letter mass" not in md and "resampling questions (all countries of a question together)" in md
     assert "## A-bias: mass on the option shown first minus the human share (closer to 0 is better)" in md
     frame = pd.read_csv(out / "results.csv")
     assert {"val", "test-unseen-country"} <= set(frame["split"]) and frame["path"].nunique() == 4
@@ -77,3 +79,24 @@ def test_cli_logs_results_to_wandb_offline(results, tmp_path, monkeypatch):
     out = tmp_path / "rep"
     assert main([str(results[0]), "--out", str(out), "--no-plots", "--bootstrap", "0", "--wandb"]) == 0
     assert list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_cli_paired_difference_and_clustering(results, tmp_path):
+    """--diff A B adds A minus B per split with its clustered interval; --cluster picks what is resampled."""
+    from survey_sim.intervals import paired_difference
+
+    _, paths = results
+    out = tmp_path / "rep"
+    assert main([str(paths["ft"]), str(paths["uniform"]), "--out", str(out), "--splits", "val",
+                 "--metrics", "jsd", "--bootstrap", "200", "--no-plots", "--diff", "tiny / ft", "uniform"]) == 0
+    md = (out / "report.md").read_text()
+    assert "## Paired difference: tiny / ft minus uniform" in md
+    ft = pd.read_json(paths["ft"] / "predictions.jsonl", lines=True)
+    uniform = pd.read_json(paths["uniform"] / "predictions.jsonl", lines=True)
+    diff = paired_difference(ft[ft["split"] == "val"], uniform[uniform["split"] == "val"], "jsd", n_boot=200)
+    assert f"| 1-JSD | {diff.value:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] |" in md
+    frame = pd.read_csv(out / "results.csv")
+    assert set(frame["ci_clustering"].dropna()) == {"question"}
+    assert main([str(paths["ft"]), "--out", str(out), "--no-plots", "--cluster", "item", "--metrics", "jsd"]) == 0
+    assert "resampling items (" in (out / "report.md").read_text()
+    assert main([str(paths["ft"]), "--out", str(out), "--no-plots", "--diff", "tiny / ft", "nope"]) == 2

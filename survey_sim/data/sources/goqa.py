@@ -201,6 +201,7 @@ def load_goqa(path: str | os.PathLike | None = None, *, source: str | None = "pe
                     group=group, question_id=str(index), question=question, options=options,
                     letters=LETTERS[: len(options)], distribution=values, language="en", split="test",
                     source=f"GlobalOpinionQA:{row_source.strip()}", flags=flags,
+                    prompt_group=label,  # the table's label verbatim in the prompt; the group is for matching
                 ))
             except SurveyDataError as exc:
                 raise SurveyDataError(str(exc), file=file, record=index, field=exc.field) from None

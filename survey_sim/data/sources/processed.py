@@ -250,6 +250,7 @@ def _parse_record(record, index: int, file: str, source: str, language: str | No
         item = SurveyItem(
             group=group_label(group, pairs), question_id=str(qid).strip(), question=question, options=labels,
             letters=letters, distribution=values, language=lang, split=record["data_type"],
+            prompt_group=label,  # the source's label verbatim in the prompt; the canonical name is for matching
             source=record.get("source") or source, n_respondents=n_resp, flags=flags,
             country=group, attributes=pairs, n_effective=n_eff, country_distribution=whole,
         )
