@@ -28,6 +28,7 @@ from survey_sim.report.tables import (
     CLUSTERING_WORDS,
     TABLE_METRICS,
     Table,
+    best_baseline_differences,
     build_table,
     default_splits,
     group_by_label,
@@ -53,6 +54,8 @@ class Report:
     files: list[Path] = field(default_factory=list)
     #: (row a, row b) -> metric -> split -> mean per-item difference a - b with its clustered interval
     differences: dict[tuple[str, str], dict[str, dict[str, Interval]]] = field(default_factory=dict)
+    # simulator row -> split -> (the better of uniform and prior there, the row minus it in 1-JSD)
+    against_best: dict[str, dict[str, tuple[str, Interval]]] = field(default_factory=dict)
 
 
 def slug(text: str) -> str:
@@ -134,6 +137,24 @@ def differences_markdown(report: Report) -> list[str]:
     return lines
 
 
+def best_baseline_markdown(report: Report) -> list[str]:
+    """The best trivial baseline per split (uniform or prior) and each simulator row's paired 1-JSD difference
+    against it."""
+    if not report.against_best:
+        return []
+    first = next(iter(report.against_best.values()))
+    lines = ["## Against the best trivial baseline (1-JSD)", "",
+             ("Per split the better of `uniform` and `prior`; each simulator row minus it, per item over the same "
+              "items, with its clustered interval (as above)."), "",
+             "| row | " + " | ".join(report.splits) + " |", "|---|" + "---|" * len(report.splits),
+             "| best trivial baseline | " + " | ".join(first[s][0] if s in first else "–" for s in report.splits)
+             + " |"]
+    for label, by_split in report.against_best.items():
+        cells = [_signed(by_split[s][1]) if s in by_split else "–" for s in report.splits]
+        lines.append(f"| {label} minus it | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot: int, clustering: str) -> str:
     lines = ["# survey-sim report", "",
              (f"Inputs: {', '.join(f'`{p}`' for p in inputs)}. Complete runs: {len(report.runs)}; "
@@ -155,6 +176,7 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
         better = {True: "higher", False: "lower", None: "closer to 0"}[table.higher_is_better]
         lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
     lines += _subgroup_section(groups, report.splits)
+    lines += best_baseline_markdown(report)
     lines += differences_markdown(report)
     plots = [f for f in report.files if f.suffix == ".png"]
     if plots:
@@ -234,6 +256,7 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits:
                 raise ConfigError(f"--items {[':'.join(k).lstrip(':') for k in missing]} match no item of any run")
         paper = load_paper_numbers(paper_numbers)
         report.tables = {m: build_table(groups, m, report.splits, n_boot, seed, paper, clustering) for m in metrics}
+        report.against_best = best_baseline_differences(groups, "jsd", report.splits, clustering, n_boot, seed)
         for a, b in differences or []:
             rows = group_by_label(groups, a), group_by_label(groups, b)
             report.differences[(a, b)] = {m: paired_differences(*rows, m, report.splits, clustering, n_boot, seed)

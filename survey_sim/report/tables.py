@@ -212,6 +212,42 @@ def paired_differences(a: RunGroup, b: RunGroup, metric: str, splits: list[str],
     return out
 
 
+#: The free baselines a simulator must beat: uniform (new questions) and the question prior (trained ones).
+TRIVIAL_BASELINES = ("uniform", "prior")
+SIMULATOR_METHODS = ("zs", "ft")
+
+
+def _methods(group: RunGroup) -> set:
+    return {r.run.get("method") for r in group.runs}
+
+
+def best_baseline_differences(groups: list[RunGroup], metric: str, splits: list[str], clustering: str = "question",
+                              n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, tuple[str, Interval]]]:
+    """Per simulator row (zs, ft) and split: the row minus the better of the uniform and prior rows on that
+    split (by mean `metric`, higher is better), paired over the same items, with its clustered interval;
+    {row label: {split: (baseline method, Interval)}}. Empty unless the report holds exactly one uniform
+    and one prior row."""
+    trivial = {m: [g for g in groups if _methods(g) == {m}] for m in TRIVIAL_BASELINES}
+    if any(len(rows) != 1 for rows in trivial.values()):
+        return {}
+    base = {m: rows[0] for m, rows in trivial.items()}
+    out: dict[str, dict[str, tuple[str, Interval]]] = {}
+    for group in groups:
+        if not _methods(group) <= set(SIMULATOR_METHODS):
+            continue
+        diffs = {}
+        for split in splits:
+            means = {m: split_interval(b.items(), split, metric, "item", 0) for m, b in base.items()}
+            if any(v is None for v in means.values()):
+                continue
+            best = max(TRIVIAL_BASELINES, key=lambda m: means[m].value)
+            diff = paired_differences(group, base[best], metric, [split], clustering, n_boot, seed)
+            if split in diff:
+                diffs[split] = (best, diff[split])
+        out[group.label] = diffs
+    return out
+
+
 def table_frame(table: Table) -> pd.DataFrame:
     """The table as numbers: index = row label, columns = splits (+ `<split> (paper)`) + Avg."""
     records = {}

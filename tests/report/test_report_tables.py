@@ -113,3 +113,27 @@ def test_shipped_paper_numbers():
     assert one(table=6, model="vicuna_7b", method="ft", split="Pew-C3")["accuracy"] == 0.456
     assert one(table=7, loss="kl", shuffle=True, split="C1-Q3")["jsd"] == 0.753
     assert one(table=11, method="knn", split="C3-Q1")["jsd"] == 0.541
+
+
+def test_simulators_are_compared_with_the_best_trivial_baseline_per_split(tmp_path):
+    """The report names the better of uniform and prior per split and gives each simulator row's paired
+    difference against it with a question-clustered interval; it equals the difference of the two rows' means."""
+    from fake_runs import make_results
+
+    from survey_sim.report import build_report
+
+    make_results(tmp_path / "runs")
+    report = build_report([tmp_path / "runs"], tmp_path / "out", n_boot=200, plots=False)
+    (label, by_split), = report.against_best.items()
+    assert set(by_split) == set(report.splits)
+    jsd = report.tables["jsd"]
+    means = {r.label: r.cells for r in jsd.rows}
+    for split, (best, interval) in by_split.items():
+        baseline = {"uniform": "uniform", "prior": "prior"}[best]
+        base_row = next(r for r in jsd.rows if r.label.startswith(baseline))
+        other = next(r for r in jsd.rows if r.label.startswith("prior" if best == "uniform" else "uniform"))
+        assert base_row.cells[split].value >= other.cells[split].value
+        assert interval.value == pytest.approx(means[label][split].value - base_row.cells[split].value, abs=1e-9)
+        assert interval.clustering == "question" and interval.low <= interval.value <= interval.high
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Against the best trivial baseline (1-JSD)" in text and f"| {label} minus it |" in text
