@@ -120,7 +120,7 @@ def in_orders(items: list[EncodedItem], n: int) -> list[EncodedItem]:
         head, tail = x.input_ids[:stem], x.input_ids[stem:]
         for shift in range(n):
             ids = head + tail[shift % len(tail):] + tail[:shift % len(tail)]
-            out.append(EncodedItem(len(out), ids, x.option_ids, x.target, x.index))
+            out.append(EncodedItem(len(out), ids, x.option_ids, x.target, base=x.index))
     return out
 
 

@@ -184,6 +184,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
             for split in eval_names:  # every split again, with the fitted weights
                 evaluate(split, module.predictions[split], module.letter_mass[split])
         extra["anchor"] = {**anchor.summary(), "train_through": trains_through(cfg)}
+    if module.validations:
+        extra["validations"] = list(module.validations)
     return rows, module.history, extra
 
 
@@ -214,7 +216,7 @@ def restore_best(trainer, module: SurveySimulator, evaluate) -> dict:
         module.predicted_with[split] = module.weights_state()
         evaluate(split, probs, module.letter_mass[split])
     log.info("restored the adapter of step %d (best %s = %.4f of %d validations)", step, best.monitor, score,
-             sum(1 for h in module.history if best.monitor in h))
+             len(module.validations))
     return {"restored": True, "step": step, "monitor": best.monitor, "score": score,
             "checkpoint": str(Path(best.best_model_path).name)}
 

@@ -178,7 +178,8 @@ class SurveySimulator(L.LightningModule):
         self.predictions: dict[str, torch.Tensor] = {}
         self.letter_mass: dict[str, torch.Tensor] = {}
         self.predicted_with: dict[str, tuple[int, float]] = {}  # split -> weights_state() of its predictions
-        self.history: list[dict] = []
+        self.history: list[dict] = []      # training loss per step
+        self.validations: list[dict] = []  # per validation: step, each validation split's 1-JSD, selection
         self._collected: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {}
         self.strict_loading = False  # checkpoints hold only the trainable (adapter) weights
         self._checkpointing = bool(gradient_checkpointing)
@@ -372,9 +373,9 @@ class SurveySimulator(L.LightningModule):
         """Log the selection metric, record it in the history, keep the predictions of the best validation."""
         score = float(sum(s["jsd"] for s in summaries.values()) / len(summaries))
         self.log(SELECTION_METRIC, score, rank_zero_only=True)
-        self.history.append({"step": int(self.global_step), "epoch": int(self.current_epoch),
-                             **{f"{split}/jsd": float(s["jsd"]) for split, s in summaries.items()},
-                             SELECTION_METRIC: score})
+        self.validations.append({"step": int(self.global_step), "epoch": int(self.current_epoch),
+                                 **{f"{split}/jsd": float(s["jsd"]) for split, s in summaries.items()},
+                                 SELECTION_METRIC: score})
         if self.best_validation is None or score > self.best_validation["score"]:
             self.best_validation = {"score": score, "step": int(self.global_step),
                                     "predictions": {split: self.predictions[split] for split in summaries},
@@ -416,9 +417,11 @@ class SurveySimulator(L.LightningModule):
                                  f"parameters (e.g. {min(trainable)!r}; its keys e.g. {next(iter(state))!r})")
         checkpoint["state_dict"] = kept
         checkpoint["survey_sim_history"] = list(self.history)
+        checkpoint["survey_sim_validations"] = list(self.validations)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.history = list(checkpoint.get("survey_sim_history", []))
+        self.validations = list(checkpoint.get("survey_sim_validations", []))
 
     # ---- gradient clipping -----------------------------------------------------------------------------
     def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None) -> None:

@@ -30,7 +30,7 @@ def _orders(system: list[int]) -> list[EncodedItem]:
             tail = [1 + (base * 7 + shift) % 96] + torch.randint(1, 97, (tail_len + shift,), generator=g).tolist()
             options = torch.randperm(96, generator=g)[:k].add(1).tolist()
             items.append(EncodedItem(len(items), tuple(system + stem + tail), tuple(options),
-                                     tuple([1.0 / k] * k), base))
+                                     tuple([1.0 / k] * k), base=base))
     items.append(EncodedItem(len(items), tuple(system + [5, 6, 7]), (1, 2), (0.5, 0.5)))
     return items
 

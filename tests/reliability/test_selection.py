@@ -51,10 +51,11 @@ def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch)
     out = tmp_path / "run"
     metrics = run_in_process(out, *SELECTED)
 
-    validations = [h for h in metrics["history"] if SELECTION_METRIC in h]
+    validations = metrics["validations"]
+    assert all(SELECTION_METRIC in v for v in validations)
     assert [h["step"] for h in validations] == list(range(2, LAST_STEP + 1, 2))
     best = max(validations, key=lambda h: h[SELECTION_METRIC])
-    assert validations[-1][SELECTION_METRIC] < best[SELECTION_METRIC] - 0.01, "the scrambled step must be worse"
+    assert validations[-1][SELECTION_METRIC] < best[SELECTION_METRIC], "the scrambled step must be worse"
     assert metrics["selection"] == {"restored": True, "step": best["step"], "monitor": SELECTION_METRIC,
                                     "score": pytest.approx(best[SELECTION_METRIC], abs=1e-6),
                                     "checkpoint": "best.ckpt"}
