@@ -22,6 +22,7 @@ from survey_sim.report.plots import (
     plot_items,
     plot_loss_curves,
     plot_per_country,
+    plot_validation_curves,
     save_figure,
 )
 from survey_sim.report.tables import (
@@ -100,6 +101,9 @@ def write_plots(groups: list[RunGroup], runs: list[Run], splits: list[str], plot
     loss = plot_loss_curves(runs)
     if loss is not None:
         files.append(save_figure(loss, plot_dir / "loss_curves.png"))
+    validation = plot_validation_curves(runs)
+    if validation is not None:
+        files.append(save_figure(validation, plot_dir / "validation_curves.png"))
     for i, group in enumerate(groups):
         fig = plot_items(group, items or choose_items(group, 3, splits))
         if fig is not None:
@@ -293,6 +297,7 @@ __all__ = [
     "plot_items",
     "plot_loss_curves",
     "plot_per_country",
+    "plot_validation_curves",
     "results_frame",
     "save_figure",
     "select_splits",

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from survey_sim.io import atomic_write_bytes
-from survey_sim.metrics import diversity
+from survey_sim.metrics import SELECTION_METRIC, diversity
 from survey_sim.report.collect import Run, RunGroup
 
 ItemKey = tuple[str, str, str]  # (split, group, question_id)
@@ -96,6 +96,30 @@ def plot_loss_curves(runs: list[Run]) -> Figure | None:
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.set_title("loss curves")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return fig
+
+
+def plot_validation_curves(runs: list[Run]) -> Figure | None:
+    """1-JSD of each validation split (val: new questions, dev: new countries) and their mean, the selection
+    metric, against step for every fine-tuning run that validated; the kept (best) step marked. None if none."""
+    validated = [r for r in runs if r.validations]
+    if not validated:
+        return None
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    ax = fig.subplots()
+    for run in validated:
+        name = f"{run.label} seed={run.run.get('seed')}"
+        keys = sorted({k for v in run.validations for k in v if k.endswith("/jsd")})
+        for key in keys:
+            pts = [(v["step"], v[key]) for v in run.validations if key in v]
+            steps, values = zip(*pts)
+            ax.plot(steps, values, "-o" if key == SELECTION_METRIC else "--.", label=f"{name} {key}")
+        best = max(run.validations, key=lambda v: v[SELECTION_METRIC])
+        ax.plot([best["step"]], [best[SELECTION_METRIC]], "k*", markersize=12)
+    ax.set_xlabel("step")
+    ax.set_ylabel("1-JSD")
+    ax.set_title("validation during training (star: the adapter kept)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig
 

@@ -62,6 +62,10 @@ def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch)
     for split in ("val", "dev"):  # the final metrics are those of the best validation
         assert metrics["splits"][split]["jsd"] == pytest.approx(best[f"{split}/jsd"], abs=1e-6)
     assert _adapter_matches_checkpoint(out / "adapter", out / "checkpoints" / "best.ckpt")
+    from survey_sim.report import build_report
+
+    report = build_report([out], tmp_path / "report", n_boot=0)
+    assert (tmp_path / "report" / "plots" / "validation_curves.png") in report.files
 
 
 def _start(out: Path, *extra: str) -> subprocess.Popen:
