@@ -79,13 +79,25 @@ def plot_diversity(groups: list[RunGroup], split: str) -> Figure:
     return fig
 
 
+def _step_figure() -> tuple[Figure, object]:
+    fig = Figure(figsize=(8, 4.5), layout="constrained")
+    return fig, fig.subplots()
+
+
+def _finish_step_axes(ax, ylabel: str, title: str) -> None:
+    """Labels and the legend (outside the plot) of a curves-against-step figure."""
+    ax.set_xlabel("step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+
+
 def plot_loss_curves(runs: list[Run]) -> Figure | None:
     """Training (and validation, where logged) loss against step for every run with a history; None if none."""
     with_history = [r for r in runs if any("train/loss" in h for h in r.history)]
     if not with_history:
         return None
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = _step_figure()
     for run in with_history:
         name = f"{run.label} seed={run.run.get('seed')}"
         for key, style in (("train/loss", "-"), ("val/loss", "--")):
@@ -93,10 +105,7 @@ def plot_loss_curves(runs: list[Run]) -> Figure | None:
             if pts:
                 steps, losses = zip(*pts)
                 ax.plot(steps, losses, style, label=f"{name} {key.split('/')[0]}")
-    ax.set_xlabel("step")
-    ax.set_ylabel("loss")
-    ax.set_title("loss curves")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _finish_step_axes(ax, "loss", "loss curves")
     return fig
 
 
@@ -106,8 +115,7 @@ def plot_validation_curves(runs: list[Run]) -> Figure | None:
     validated = [r for r in runs if r.validations]
     if not validated:
         return None
-    fig = Figure(figsize=(8, 4.5), layout="constrained")
-    ax = fig.subplots()
+    fig, ax = _step_figure()
     for run in validated:
         name = f"{run.label} seed={run.run.get('seed')}"
         keys = sorted({k for v in run.validations for k in v if k.endswith("/jsd")})
@@ -117,10 +125,7 @@ def plot_validation_curves(runs: list[Run]) -> Figure | None:
             ax.plot(steps, values, "-o" if key == SELECTION_METRIC else "--.", label=f"{name} {key}")
         best = max(run.validations, key=lambda v: v[SELECTION_METRIC])
         ax.plot([best["step"]], [best[SELECTION_METRIC]], "k*", markersize=12)
-    ax.set_xlabel("step")
-    ax.set_ylabel("1-JSD")
-    ax.set_title("validation during training (star: the adapter kept)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    _finish_step_axes(ax, "1-JSD", "validation during training (star: the adapter kept)")
     return fig
 
 
