@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from scipy.spatial.distance import jensenshannon
 
-from survey_sim.model.anchoring import FIT_SPLITS, AnchorParams, combine, fit_params
+from survey_sim.modeling.anchoring import FIT_SPLITS, AnchorParams, combine, fit_params
 
 VARIANTS = [("loglinear", True), ("loglinear", False), ("mixture", True), ("mixture", False)]
 

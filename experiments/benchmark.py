@@ -31,7 +31,8 @@ from omegaconf import OmegaConf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_sim import bench
+import bench
+
 from survey_sim.io import atomic_write_json
 
 log = logging.getLogger("benchmark")
@@ -65,8 +66,8 @@ def build_data(cfg, items: list, tokenizer, *, batch_size: int, eval_batch_size:
                share_prefix: bool = True):
     """A `SurveyDataModule` serving the items as both its training and its evaluation split, encoded."""
     from survey_sim.data.datamodule import SurveyDataModule
-    from survey_sim.model.loading import context_length
-    from survey_sim.prompts import PromptBuilder
+    from survey_sim.modeling.loading import context_length
+    from survey_sim.modeling.prompts import PromptBuilder
 
     builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
                             family=cfg.model.get("paper_chat_format"))
@@ -271,15 +272,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.data is None and data == "demo":
         print("note: SURVEY_SIM_DATA is unset; benchmarking on the synthetic demo survey", file=sys.stderr)
 
-    from survey_sim.model.loading import load_backbone
-    from survey_sim.model.simulator import SurveySimulator, add_lora
+    from survey_sim.modeling.loading import load_backbone
+    from survey_sim.modeling.simulator import SurveySimulator, add_lora
 
     cfg = compose_config(args.model, data)
     torch.manual_seed(args.seed)
     items, note = load_items(cfg, args.split, args.items, args.seed)
     n_items = len(items)
     if args.permutations > 1:
-        from survey_sim.evaluation import expand_permutations
+        from survey_sim.evaluation.rows import expand_permutations
 
         items = expand_permutations(items, args.permutations)[0]
         note += f", {args.permutations} cyclic shifts of the options per item ({len(items)} prompts)"

@@ -11,7 +11,7 @@ loop; batch 8 as measured in the issue) and our path in a few variants (batch si
 SDPA without cuDNN attention, and cuDNN attention without and with length bucketing to a multiple of 64), and
 evaluation of every prompt in 4 option orders (the stem of a prompt shared, the rest differing per order)
 without and with the shared prefix across orders.
-Reports examples/s, MFU (useful FLOPs, see `survey_sim.bench.useful_flops`, against the card's dense bf16
+Reports examples/s, MFU (useful FLOPs, see `bench.useful_flops`, against the card's dense bf16
 peak), peak memory, and the ratios.
 Needs only torch, transformers, peft and lightning (no Hydra, no data files, no network).
 Results are rewritten to <out>/gpu_check.json after every measurement, so a timeout keeps what ran.
@@ -34,10 +34,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from survey_sim import bench
+import bench
+
 from survey_sim.data.batching import EncodedItem, whole_rows
 from survey_sim.io import atomic_write_json
-from survey_sim.model.simulator import SurveySimulator, add_lora
+from survey_sim.modeling.simulator import SurveySimulator, add_lora
 
 ARCHS = {  # from the models' published config.json files
     "llama3_8b": ("llama", {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,

@@ -30,7 +30,7 @@ OmegaConf.register_new_resolver("survey_sim_run_name", run_name, replace=True)
 @hydra.main(config_path=CONFIG_DIR, config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     from survey_sim.errors import SurveySimError
-    from survey_sim.pipeline import run
+    from survey_sim.pipeline.job import run
 
     try:
         metrics = run(cfg)

@@ -44,14 +44,14 @@ def tiny_cfg():
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():
-    from survey_sim.model.loading import load_tokenizer
+    from survey_sim.modeling.loading import load_tokenizer
 
     return load_tokenizer(_model_config("smollm2_135m"))
 
 
 @pytest.fixture(scope="session")
 def tiny_model_and_tokenizer():
-    from survey_sim.model.loading import load_backbone
+    from survey_sim.modeling.loading import load_backbone
 
     return load_backbone(_model_config("tiny_random"))
 

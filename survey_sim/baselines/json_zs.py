@@ -23,7 +23,7 @@ import numpy as np
 from survey_sim.baselines.base import Baseline
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
-from survey_sim.prompts import PromptBuilder
+from survey_sim.modeling.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class JSONZeroShotBaseline(Baseline):
 
     def _fit(self, train_items: list[SurveyItem]) -> None:
         if self._model is None:
-            from survey_sim.model.loading import load_backbone
+            from survey_sim.modeling.loading import load_backbone
             self._model, self._tokenizer = load_backbone(self.model_cfg)
         import torch
         device = self.device

@@ -9,8 +9,8 @@ from omegaconf import DictConfig
 
 from survey_sim.baselines import BASELINES, Baseline, make_baseline
 from survey_sim.data.item import SurveyItem
-from survey_sim.evaluation import expand_permutations, prediction_rows, split_metrics
-from survey_sim.model.simulator import logged_metrics
+from survey_sim.evaluation.rows import expand_permutations, prediction_rows, split_metrics
+from survey_sim.modeling.simulator import logged_metrics
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from torch.utils.data import DataLoader
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, TokenizerError
-from survey_sim.option_tokens import check_prompt_end, option_token_ids, paper_letter_ids
-from survey_sim.prompts import PromptBuilder
+from survey_sim.modeling.option_tokens import check_prompt_end, option_token_ids, paper_letter_ids
+from survey_sim.modeling.prompts import PromptBuilder
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from survey_sim.errors import ConfigError
-from survey_sim.intervals import CLUSTERINGS, Interval
+from survey_sim.evaluation.intervals import CLUSTERINGS, Interval
 from survey_sim.io import atomic_write_text
 from survey_sim.report.collect import Run, RunGroup, SkippedRun, collect_runs, group_runs
 from survey_sim.report.plots import (
@@ -191,7 +191,7 @@ def _markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot:
 def _subgroup_section(groups: list[RunGroup], splits: list[str]) -> list[str]:
     """Markdown tables of 1-JSD per attribute value and of the between-group differences, per split with
     subgroup items (none otherwise)."""
-    from survey_sim.group_metrics import group_metrics
+    from survey_sim.evaluation.group_metrics import group_metrics
 
     lines = []
     for split in splits:
@@ -239,7 +239,7 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, splits:
                  differences: list[tuple[str, str]] | None = None) -> Report:
     """Collect the runs under `paths` and write report.md, tables.tex, results.csv and plots/ into `out`.
 
-    Intervals resample `clustering` units (survey_sim.intervals.CLUSTERINGS). `differences`: pairs of row
+    Intervals resample `clustering` units (survey_sim.evaluation.intervals.CLUSTERINGS). `differences`: pairs of row
     labels (a, b); for each, the report gets a + b's paired per-item difference per split and metric."""
     out = Path(out)
     if clustering not in CLUSTERINGS:

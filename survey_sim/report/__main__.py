@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from survey_sim.errors import SurveySimError
-from survey_sim.intervals import CLUSTERINGS
+from survey_sim.evaluation.intervals import CLUSTERINGS
 from survey_sim.report import build_report
 from survey_sim.report.tables import TABLE_METRICS
 

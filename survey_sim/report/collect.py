@@ -12,8 +12,8 @@ import pandas as pd
 import yaml
 
 from survey_sim.errors import ConfigError
-from survey_sim.metrics import ROW_MEANS
-from survey_sim.outputs import flat_config
+from survey_sim.evaluation.metrics import ROW_MEANS
+from survey_sim.pipeline.outputs import flat_config
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from survey_sim.evaluation.metrics import SELECTION_METRIC, diversity
 from survey_sim.io import atomic_write_bytes
-from survey_sim.metrics import SELECTION_METRIC, diversity
 from survey_sim.report.collect import Run, RunGroup
 
 ItemKey = tuple[str, str, str]  # (split, group, question_id)
@@ -175,8 +175,8 @@ def plot_items(group: RunGroup, keys: list[ItemKey]) -> Figure | None:
 
 
 def group_difference_points(group: RunGroup, split: str) -> pd.DataFrame:
-    """Between-group differences (survey_sim.group_metrics.difference_points) of a run group on `split`."""
-    from survey_sim.group_metrics import difference_points
+    """Between-group differences (survey_sim.evaluation.group_metrics.difference_points) of a run group on `split`."""
+    from survey_sim.evaluation.group_metrics import difference_points
 
     items = _split_items(group, split)
     if "attributes" not in items or not len(items):

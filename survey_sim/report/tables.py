@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from survey_sim.errors import ConfigError, SurveyDataError
-from survey_sim.intervals import QUESTION, Interval, clustered_interval, paired_difference
+from survey_sim.evaluation.intervals import QUESTION, Interval, clustered_interval, paired_difference
 from survey_sim.report.collect import ITEM_KEY, Run, RunGroup
 
 # metric -> (title, higher is better; None: closer to 0 is better)
@@ -28,7 +28,7 @@ SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-
                "test-unseen-country", "test-unseen-question", "test-unseen-both")
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 CEILING_LABEL = "noise ceiling"
-#: How the report names each clustering of survey_sim.intervals.CLUSTERINGS.
+#: How the report names each clustering of survey_sim.evaluation.intervals.CLUSTERINGS.
 CLUSTERING_WORDS = {"item": "items", "question": "questions (all countries of a question together)",
                     "question_country": "questions and countries independently"}
 
@@ -138,7 +138,7 @@ def _paper_for(group: RunGroup, metric: str, records: list[dict]) -> dict[str, f
 def split_interval(items: pd.DataFrame, split: str, metric: str, clustering: str = "question", n_boot: int = 1000,
                    seed: int = 0) -> Interval | None:
     """Mean per-item `metric` of one split's items with its clustered bootstrap 95% interval (see
-    survey_sim.intervals); None when no item of the split has the metric."""
+    survey_sim.evaluation.intervals); None when no item of the split has the metric."""
     if metric not in items:
         return None
     rows = items[(items["split"] == split) & items[metric].notna()]
@@ -198,7 +198,7 @@ def group_by_label(groups: list[RunGroup], label: str) -> RunGroup:
 def paired_differences(a: RunGroup, b: RunGroup, metric: str, splits: list[str], clustering: str = "question",
                        n_boot: int = 1000, seed: int = 0) -> dict[str, Interval]:
     """Per split that both rows evaluated: mean per-item `metric` of row `a` minus row `b` over the same items,
-    with its clustered interval (survey_sim.intervals.paired_difference)."""
+    with its clustered interval (survey_sim.evaluation.intervals.paired_difference)."""
     a_items, b_items = a.items(), b.items()
     out = {}
     for split in splits:

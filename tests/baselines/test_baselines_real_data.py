@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from survey_sim.baselines import make_baseline
-from survey_sim.metrics import aggregate, item_metrics
+from survey_sim.evaluation.metrics import aggregate, item_metrics
 from survey_sim.paths import DATA_ENV
 
 pytestmark = pytest.mark.real_data

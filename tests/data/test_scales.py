@@ -21,9 +21,9 @@ from survey_sim.data.scales import (
     wvs_scale,
 )
 from survey_sim.data.transforms import shuffle_options
-from survey_sim.evaluation import prediction_rows, split_metrics
-from survey_sim.losses import masked_log_softmax, wasserstein_loss
-from survey_sim.metrics import emd
+from survey_sim.evaluation.metrics import emd
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
+from survey_sim.modeling.losses import masked_log_softmax, wasserstein_loss
 
 
 @pytest.mark.parametrize("label, expected", [
@@ -107,7 +107,7 @@ def test_displaced_cost_under_shuffled_training_is_a_config_error():
     from hydra import compose, initialize_config_dir
 
     from survey_sim.errors import ConfigError
-    from survey_sim.preflight import check_loss_order
+    from survey_sim.pipeline.preflight import check_loss_order
     from survey_sim.run import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
@@ -138,7 +138,7 @@ def test_a_run_counts_and_prints_the_nominal_items(tmp_path, capsys, data_root):
     the items without emd, the printed table says so, and predictions.jsonl has emd null for them."""
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.pipeline import run
+    from survey_sim.pipeline.job import run
     from survey_sim.run import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):

@@ -1,13 +1,17 @@
-"""Fixtures of the experiment tests: the real data folder (skip with the reason when it is missing)."""
+"""Fixtures of the experiment tests: the real data folder (skip with the reason when it is missing); the
+experiment scripts' folder on sys.path, as when a script runs (`import bench`)."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 from survey_sim.paths import DATA_ENV
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "experiments"))
 
 
 @pytest.fixture

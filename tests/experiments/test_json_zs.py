@@ -159,7 +159,7 @@ def test_predictions_fall_back_and_are_counted(monkeypatch):
 def _run(tmp_path, overrides):
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.pipeline import run
+    from survey_sim.pipeline.job import run
     from survey_sim.run import CONFIG_DIR
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):

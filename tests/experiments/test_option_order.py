@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import apply_transforms, cyclic_shift, permute_options
-from survey_sim.evaluation import expand_permutations, prediction_rows
+from survey_sim.evaluation.rows import expand_permutations, prediction_rows
 from survey_sim.report.tables import Cell, Table, TableRow
 
 
@@ -61,9 +61,9 @@ def _train_epochs(epochs: int, seen: int):
     """Per training item (by index): the target of each of `seen` epochs, from the real DataModule."""
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.model.loading import load_tokenizer
-    from survey_sim.model.runner import build_datamodule
-    from survey_sim.pipeline import prepare_splits
+    from survey_sim.modeling.loading import load_tokenizer
+    from survey_sim.pipeline.job import prepare_splits
+    from survey_sim.pipeline.model_run import build_datamodule
 
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["data=demo", "model=tiny_random", "max_items=40", "shuffle.train=true",

@@ -44,8 +44,8 @@ def one_thread():
 
 
 def run_in_process(out: Path, *overrides: str) -> dict:
-    """`survey_sim.pipeline.run` on the composed config, writing into `out`; returns its metrics."""
-    from survey_sim.pipeline import run
+    """`survey_sim.pipeline.job.run` on the composed config, writing into `out`; returns its metrics."""
+    from survey_sim.pipeline.job import run
 
     with one_thread():
         return run(compose_run(*overrides, f"output_dir={out}"))

@@ -1,6 +1,6 @@
 """Bad input at the run command: every mistake fails before any model is loaded, with a specific message.
 
-Each case runs `survey_sim.pipeline.run` on a config composed as `python -m survey_sim.run` composes it,
+Each case runs `survey_sim.pipeline.job.run` on a config composed as `python -m survey_sim.run` composes it,
 with model loading replaced by a failure, so an error raised after loading could not pass. The sources'
 own record-level checks are tested in tests/data; here they are reached through a run.
 """
@@ -26,7 +26,7 @@ def no_model(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded before the configuration error was reported")
 
-    monkeypatch.setattr("survey_sim.model.runner.load_model", refuse)
+    monkeypatch.setattr("survey_sim.pipeline.model_run.load_model", refuse)
 
 
 def fails(tmp_path, *overrides, error=ConfigError, match: str):

@@ -14,8 +14,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from survey_sim.data.batching import EncodedItem, collate
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import SurveySimError
-from survey_sim.evaluation import prediction_rows, split_metrics
-from survey_sim.model.simulator import NonFiniteLossError, SurveySimulator
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
+from survey_sim.modeling.simulator import NonFiniteLossError, SurveySimulator
 from survey_sim.report.collect import collect_runs
 
 VOCAB = 97

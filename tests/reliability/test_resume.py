@@ -17,9 +17,9 @@ import pytest
 import torch
 from reliability_helpers import BATCHES_PER_EPOCH, FT, REPO, run_in_process
 
-from survey_sim.checkpointing import AtomicCheckpointIO
 from survey_sim.data.batching import LengthGroupedBatchSampler
 from survey_sim.report.collect import collect_runs
+from survey_sim.training.checkpointing import AtomicCheckpointIO
 
 # Killed once step 10's checkpoint file exists, last.ckpt (written after each step file) is step 8's or 10's:
 # epoch 1 (7 batches per epoch), mid-epoch.
@@ -159,7 +159,7 @@ def test_adapter_folder_is_replaced_whole(tmp_path):
     """save_adapter stages the adapter in a hidden folder: a save that dies midway leaves the previous one."""
     from types import SimpleNamespace
 
-    from survey_sim.model.runner import save_adapter
+    from survey_sim.pipeline.model_run import save_adapter
 
     def saver(version, fail=False):
         def save_pretrained(path):

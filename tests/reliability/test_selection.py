@@ -17,8 +17,8 @@ import torch
 from reliability_helpers import REPO, run_in_process
 from safetensors.torch import load_file
 
-from survey_sim.metrics import SELECTION_METRIC
-from survey_sim.model.simulator import SurveySimulator
+from survey_sim.evaluation.metrics import SELECTION_METRIC
+from survey_sim.modeling.simulator import SurveySimulator
 
 SELECTED = ["data=demo", "model=tiny_random", "logger=csv", "method=ft", "max_items=28", "model.batch_size=4",
             "trainer.max_epochs=-1", "trainer.max_steps=16", "trainer.val_check_interval=2",

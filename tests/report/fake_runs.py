@@ -1,7 +1,7 @@
 """Run folders in the run-output format, made from the synthetic demo survey and real baselines.
 
 Used by the report tests and the notebook test; written with the run's own writers
-(survey_sim.evaluation.prediction_rows, survey_sim.outputs.write_results).
+(survey_sim.evaluation.rows.prediction_rows, survey_sim.pipeline.outputs.write_results).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from omegaconf import OmegaConf
 
 from survey_sim.baselines import make_baseline
 from survey_sim.data.demo import make_demo_survey
-from survey_sim.evaluation import prediction_rows, split_metrics
-from survey_sim.outputs import write_config, write_results
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
+from survey_sim.pipeline.outputs import write_config, write_results
 
 EVAL_SPLITS = ("val", "test-unseen-country", "test-unseen-question")
 

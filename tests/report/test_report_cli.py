@@ -47,10 +47,10 @@ def test_cli_splits_items_and_errors(results, tmp_path, capsys):
 
 
 def test_report_reads_real_pipeline_runs(tmp_path):
-    """Run folders written by survey_sim.pipeline (two baselines on the demo survey) go through the report."""
+    """Run folders written by survey_sim.pipeline.job (two baselines on the demo survey) go through the report."""
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.pipeline import run
+    from survey_sim.pipeline.job import run
     from survey_sim.run import CONFIG_DIR
 
     written = {}
@@ -83,7 +83,7 @@ def test_cli_logs_results_to_wandb_offline(results, tmp_path, monkeypatch):
 
 def test_cli_paired_difference_and_clustering(results, tmp_path):
     """--diff A B adds A minus B per split with its clustered interval; --cluster picks what is resampled."""
-    from survey_sim.intervals import paired_difference
+    from survey_sim.evaluation.intervals import paired_difference
 
     _, paths = results
     out = tmp_path / "rep"

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from survey_sim.calibration import (
+from survey_sim.data.item import LETTERS, SurveyItem
+from survey_sim.errors import SurveyDataError
+from survey_sim.evaluation.calibration import (
     calibrate,
     fit_temperature,
     mean_kl,
@@ -13,9 +15,7 @@ from survey_sim.calibration import (
     tempered,
     write_calibration,
 )
-from survey_sim.data.item import LETTERS, SurveyItem
-from survey_sim.errors import SurveyDataError
-from survey_sim.evaluation import expand_permutations
+from survey_sim.evaluation.rows import expand_permutations
 
 
 def _softmax(z):

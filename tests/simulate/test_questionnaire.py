@@ -7,7 +7,7 @@ import json
 import pytest
 
 from survey_sim.errors import SurveyDataError
-from survey_sim.questionnaire import read_questionnaire
+from survey_sim.simulate.questionnaire import read_questionnaire
 
 QUESTIONS = [
     {"id": "trust", "text": "How much do you trust scientists?",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_sim.simulate import CAUTION, main, resolve_countries
+from survey_sim.simulate.__main__ import CAUTION, main, resolve_countries
 
 QUESTIONNAIRE = """\
 questions:
@@ -37,7 +37,7 @@ def tiny_run(tmp_path_factory):
     """A run folder from the pipeline: tiny_random, 2 LoRA steps on the demo survey, calibrate=true."""
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.pipeline import run
+    from survey_sim.pipeline.job import run
     from survey_sim.run import CONFIG_DIR
 
     out = tmp_path_factory.mktemp("run")
@@ -113,7 +113,7 @@ def test_pipeline_calibrates_and_simulate_applies_it(tiny_run, questionnaire, tm
 
 def test_zero_shot_smollm2(questionnaire, tmp_path, caplog):
     out = tmp_path / "zs"
-    with caplog.at_level("INFO", logger="survey_sim.simulate"):
+    with caplog.at_level("INFO", logger="survey_sim.simulate.__main__"):
         assert main(["--questionnaire", str(questionnaire), "--countries", "KE,Great Britain", "--model",
                      "smollm2_135m", "--out", str(out), "--permutations", "2"]) == 0
     table, meta = _check_outputs(out, ["Kenya", "Great Britain"], ["trust_science", "remote_work"], {2})
@@ -131,7 +131,7 @@ def test_zero_shot_smollm2(questionnaire, tmp_path, caplog):
 
 
 def test_human_reference_is_loaded_once_per_process(monkeypatch):
-    from survey_sim import simulate
+    from survey_sim.simulate import __main__ as simulate
 
     calls = []
 
