@@ -8,18 +8,17 @@ from survey_sim.baselines.embeddings import SentenceEncoder
 from survey_sim.baselines.prior import PriorBaseline, question_key
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
-
-COUNTRY_TEXT = "How would someone from {group} answer the following question:"
+from survey_sim.modeling.prompts import country_text
 
 
 class CountryKNNBaseline(PriorBaseline):
     """For a question seen in training: the mean of its distributions in the k training countries whose
     country text is nearest to the item's by sentence embedding, weighted by softmax(similarity / temperature).
 
-    Countries are compared through `COUNTRY_TEXT` filled with the country named in the prompt
-    (`prompt_group`), so the country-swap control moves the prediction with the prompt. The item's own
-    country is never a neighbour: on training items this is the leave-own-country-out version, and nothing
-    of a held-out country's answers is used. Unlike `knn`, which matches (country, question) texts and so
+    Countries are compared through the paper's English instruction (prompts.country_text) naming the country
+    of the prompt (`prompt_group`), so the country-swap control moves the prediction with the prompt. The
+    item's own country is never a neighbour: on training items this is the leave-own-country-out version, and
+    nothing of a held-out country's answers is used. Unlike `knn`, which matches (country, question) texts and so
     borrows other questions' answers, this keeps the question fixed and varies only the country. A question
     not seen in training (or answered only by the item's own country) falls back to uniform, counted.
     """
@@ -56,6 +55,6 @@ class CountryKNNBaseline(PriorBaseline):
         groups = sorted({it.prompt_group for it in items} | {g for m in self._country_means.values() for g in m})
         missing = [g for g in groups if g not in self._vectors]
         if missing:  # one encoder batch for every country text
-            vectors = self.encoder.encode([COUNTRY_TEXT.format(group=g) for g in missing]).astype(np.float64)
+            vectors = self.encoder.encode([country_text(g) for g in missing]).astype(np.float64)
             self._vectors.update(zip(missing, vectors))
         return super()._predict(items)

@@ -8,12 +8,11 @@ from survey_sim.baselines.base import Baseline, current_order, original_order
 from survey_sim.baselines.embeddings import SentenceEncoder
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
+from survey_sim.modeling.prompts import country_text
 
 WEIGHTINGS = ("inverse_distance", "softmax")
-_PROMPTS = {
-    "en": "How would someone from {group} answer the following question: {question} Options: {options}",
-    "zh": "来自{group}的人会如何回答以下问题：{question} 选项：{options}",
-}
+# The paper's instruction naming the country (prompts.country_text), then the question and the options.
+_TEXTS = {"en": "{country} {question} Options: {options}", "zh": "{country}{question} 选项：{options}"}
 
 
 def item_text(item: SurveyItem) -> str:
@@ -25,8 +24,8 @@ def item_text(item: SurveyItem) -> str:
     options = [""] * item.num_options
     for pos, orig in enumerate(item.option_order):
         options[orig] = item.options[pos]
-    return _PROMPTS[item.language].format(group=item.prompt_group, question=item.question.strip(),
-                                           options=", ".join(options))
+    return _TEXTS[item.language].format(country=country_text(item.prompt_group, item.language),
+                                        question=item.question.strip(), options=", ".join(options))
 
 
 class KNNBaseline(Baseline):

@@ -6,8 +6,9 @@ A template is data (conf/prompt/*.yaml or a mapping with the same fields):
 
     instruction + question + options_header + option_sep.join(option_format per option) + answer_prefix
 
-and the model's next token after it is read at the option letters. The built-in `paper` template
-reproduces the prompt of Cao et al. (NAACL 2025) byte for byte.
+and the model's next token after it is read at the option letters. The built-in templates (TEMPLATES) are the
+shipped prompt configs; `paper` (conf/prompt/paper.yaml, the one home of the paper's wording, which the others
+inherit) reproduces the prompt of Cao et al. (NAACL 2025) byte for byte.
 
 A subgroup item (one with `attributes`, e.g. women aged 18-29 in Japan) replaces the instruction by a
 steering format's (conf/steering/*.yaml: `bio`, a first-person biography; `qa`, a question-answer
@@ -39,45 +40,13 @@ from collections.abc import Mapping
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
+from survey_sim.modeling.config_groups import group_config, group_options
 
 LANGUAGES = ("en", "zh")
 _PER_LANGUAGE = ("instruction", "options_header", "answer_prefix")
 _SHARED = ("option_format", "option_sep")
 _PLACEHOLDERS = {"instruction": {"country"}, "options_header": set(), "answer_prefix": set(),
                  "option_format": {"letter", "label"}, "option_sep": set()}
-
-# Cao et al.: instruction + input + ", ".join(options) + answer suffix. The released code appends the English
-# answer suffix to every item, Chinese ones included.
-_PAPER = {
-    "instruction_en": "How would someone from {country} answer the following question:\n\n",
-    "instruction_zh": "来自{country}的人会如何回答以下问题：\n\n",
-    "options_header_en": "\nHere are the options: \n",
-    "options_header_zh": "\n以下是选项：\n",
-    "option_format": "({letter}){label}",
-    "option_sep": ", ",
-    "answer_prefix_en": " If had to select one of the options, my answer would be (",
-    "answer_prefix_zh": " If had to select one of the options, my answer would be (",
-}
-
-TEMPLATES: dict[str, dict[str, str]] = {
-    "paper": _PAPER,
-    # The paper's prompt with the answer suffix of Chinese items translated (survey-sim's own translation,
-    # not the paper's: it ends like the English one in " (", since after "是(" the letter would merge into
-    # one "(A" token in Qwen's and Llama 3's tokenizers).
-    "paper_translated_suffix": {**_PAPER, "answer_prefix_zh": " 如果必须从选项中选择一个，我的答案是 ("},
-    # One option per line and a short answer cue: a prompt-sensitivity alternative.
-    "plain": {
-        "instruction_en": "The following question was asked to people in {country}.\n\n",
-        "instruction_zh": "以下问题是向{country}的人提出的。\n\n",
-        "options_header_en": "\nOptions:\n",
-        "options_header_zh": "\n选项：\n",
-        "option_format": "({letter}) {label}",
-        "option_sep": "\n",
-        "answer_prefix_en": "\nAnswer: (",
-        "answer_prefix_zh": "\n答案：(",
-    },
-}
-
 
 CHAT_FORMATS = ("official", "paper")
 LETTER_RULES = ("context", "paper")
@@ -171,6 +140,16 @@ def resolve_template(template: str | Mapping) -> tuple[str, dict[str, str]]:
         raise ConfigError(f"prompt template {name!r} defines no language (needs instruction_/options_header_/"
                           f"answer_prefix_ for one of {LANGUAGES})")
     return name, fields
+
+
+#: The built-in templates: the fields of every shipped prompt config (conf/prompt/NAME.yaml), by name.
+TEMPLATES: dict[str, dict[str, str]] = {
+    name: resolve_template(group_config("prompt", name))[1] for name in group_options("prompt")}
+
+
+def country_text(country: str, language: str = "en") -> str:
+    """The paper's instruction naming `country`, without its trailing blank lines (the baselines' text)."""
+    return TEMPLATES["paper"][f"instruction_{language}"].strip().format(country=country)
 
 
 STEERING_NONE = "none"

@@ -14,6 +14,7 @@ from transformers import PreTrainedTokenizerFast
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
+from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import load_tokenizer
 from survey_sim.modeling.prompts import TEMPLATES, PromptBuilder, resolve_template
 
@@ -23,7 +24,7 @@ PAPER_SUFFIX = " If had to select one of the options, my answer would be ("
 
 @pytest.fixture(scope="module")
 def smol():
-    return load_tokenizer(OmegaConf.load(Path(__file__).resolve().parents[2] / "conf/model/smollm2_135m.yaml"))
+    return load_tokenizer(group_config("model", "smollm2_135m"))
 
 
 LLAMA3_CHAT = ("{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>\n\n"
@@ -189,7 +190,7 @@ def test_shipped_prompt_configs_match_the_builtins():
     files = sorted(CONF.glob("*.yaml"))
     assert {f.stem for f in files} >= {"paper", "plain"}
     for f in files:
-        cfg = OmegaConf.load(f)
+        cfg = group_config("prompt", f.stem)
         name, fields = resolve_template(cfg)
         assert name == f.stem
         if name in TEMPLATES:

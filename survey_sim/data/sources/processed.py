@@ -24,21 +24,27 @@ from survey_sim.data.sources import SourceResult, log_skips
 from survey_sim.data.subgroups import group_label
 from survey_sim.errors import ConfigError, SurveyDataError
 from survey_sim.io import atomic_write_json
+from survey_sim.modeling.prompts import LANGUAGES, TEMPLATES
 
 logger = logging.getLogger(__name__)
 
-INSTRUCTION_TEMPLATES = {
-    "en": "How would someone from {country} answer the following question:\n\n",
-    "zh": "来自{country}的人会如何回答以下问题：\n\n",
-}
-OPTIONS_TRAILERS = {"en": "\nHere are the options: \n", "zh": "\n以下是选项：\n"}
+# The paper's prompt (conf/prompt/paper.yaml): its instruction names the country, and `input` is the question
+# followed by its options header (the options trailer).
+INSTRUCTION_TEMPLATES = {lang: TEMPLATES["paper"][f"instruction_{lang}"] for lang in LANGUAGES}
+OPTIONS_TRAILERS = {lang: TEMPLATES["paper"][f"options_header_{lang}"] for lang in LANGUAGES}
 NO_TRAILER_FLAG = "no_options_trailer"
 
-_INSTRUCTION_PATTERNS = {
-    "en": re.compile(r"\s*How would someone from (?P<country>.+?) answer the following question\s*:?\s*",
-                     re.DOTALL),
-    "zh": re.compile(r"\s*来自(?P<country>.+?)的人会如何回答以下问题\s*[：:]?\s*", re.DOTALL),
-}
+
+def _instruction_pattern(template: str) -> re.Pattern:
+    """A matcher of instructions written from `template`, with the country as group `country`: whitespace may
+    surround it and precede its closing colon, which may be left out or written as an ASCII colon."""
+    before, after = template.strip().split("{country}")
+    words = after.rstrip(":：")
+    colons = re.escape(after[len(words):]) + ":"
+    return re.compile(rf"\s*{re.escape(before)}(?P<country>.+?){re.escape(words)}\s*[{colons}]?\s*", re.DOTALL)
+
+
+_INSTRUCTION_PATTERNS = {lang: _instruction_pattern(template) for lang, template in INSTRUCTION_TEMPLATES.items()}
 OPTION_PATTERN = re.compile(r"\((?P<letter>[A-Z])\)(?P<label>.*)", re.DOTALL)
 _REQUIRED = ("id", "instruction", "input", "options", "options_dist", "data_type")
 # Distribution sums further than this (relative) from 1 or 100 are logged as suspicious.
