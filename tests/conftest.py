@@ -12,10 +12,8 @@ import os
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 
 REPO = Path(__file__).resolve().parents[1]
-MODEL_CONF = REPO / "conf" / "model"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach the hub
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -23,7 +21,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _model_config(name: str):
     """A shipped model config (conf/model/<name>.yaml) as an OmegaConf DictConfig (a fresh copy)."""
-    return OmegaConf.load(MODEL_CONF / f"{name}.yaml")
+    from survey_sim.modeling.config_groups import group_config
+
+    return group_config("model", name)
 
 
 @pytest.fixture(scope="session")

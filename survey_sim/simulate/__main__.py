@@ -49,6 +49,7 @@ from survey_sim.errors import ConfigError, ModelUnavailableError, SurveyDataErro
 from survey_sim.evaluation.calibration import read_calibration
 from survey_sim.evaluation.rows import expand_permutations
 from survey_sim.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer, validate_model_config
 from survey_sim.modeling.prompts import PromptBuilder
 from survey_sim.modeling.simulator import MAX_OPTIONS, SurveySimulator, load_adapter
@@ -115,17 +116,7 @@ class ModelSpec:
 
 
 def _model_config(name_or_path: str) -> DictConfig:
-    path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") and path.is_file():
-        cfg = OmegaConf.load(path)
-    elif (CONF / "model" / f"{name_or_path}.yaml").is_file():
-        cfg = OmegaConf.load(CONF / "model" / f"{name_or_path}.yaml")
-    else:
-        shipped = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
-        near = difflib.get_close_matches(name_or_path, shipped, n=3)
-        hint = f"; close matches: {', '.join(near)}" if near else ""
-        raise ConfigError(f"unknown model config {name_or_path!r}{hint}; shipped: {', '.join(shipped)} "
-                          "(or give a .yaml file)")
+    cfg = group_config("model", name_or_path)
     validate_model_config(cfg)
     return cfg
 

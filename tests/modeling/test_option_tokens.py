@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from omegaconf import OmegaConf
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
 from survey_sim.data.item import LETTERS
 from survey_sim.errors import TokenizerError
+from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import load_tokenizer
 from survey_sim.modeling.option_tokens import OptionTokens, check_prompt_end, option_token_ids
 from survey_sim.modeling.prompts import PromptBuilder
@@ -20,7 +18,7 @@ PAPER_END = " If had to select one of the options, my answer would be ("
 
 @pytest.fixture(scope="module")
 def smol():
-    return load_tokenizer(OmegaConf.load(Path(__file__).resolve().parents[2] / "conf/model/smollm2_135m.yaml"))
+    return load_tokenizer(group_config("model", "smollm2_135m"))
 
 
 #: The pre-tokenizer pattern of Qwen (Qwen-7B, Qwen2, the DeepSeek-R1 Qwen distills) and Llama 3 (which
