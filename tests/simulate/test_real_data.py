@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from survey_sim.evaluation.calibration import calibrate, fit_temperature, mean_kl
-from survey_sim.evaluation.rows import expand_permutations, prediction_rows, split_metrics
+from survey_sim.evaluation.orders import expand_permutations
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 N_ITEMS = int(os.environ.get("SURVEY_SIM_MEASURE_ITEMS", "300"))
