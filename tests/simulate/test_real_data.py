@@ -36,7 +36,8 @@ def test_calibration_and_permutation_averaging_on_wvs_val():
 
     from survey_sim.data.splits import load_splits
     from survey_sim.run import CONFIG_DIR
-    from survey_sim.simulate.__main__ import LoadedSimulator, resolve_model
+    from survey_sim.simulate.predict import LoadedSimulator
+    from survey_sim.simulate.spec import resolve_model
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
