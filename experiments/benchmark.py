@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
     items, note = load_items(cfg, args.split, args.items, args.seed)
     n_items = len(items)
     if args.permutations > 1:
-        from survey_sim.evaluation.rows import expand_permutations
+        from survey_sim.evaluation.orders import expand_permutations
 
         items = expand_permutations(items, args.permutations)[0]
         note += f", {args.permutations} cyclic shifts of the options per item ({len(items)} prompts)"

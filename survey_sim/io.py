@@ -1,11 +1,12 @@
-"""File I/O: atomic writes (a reader never sees a half-written output file), and text reads whose
-encoding errors name the file."""
+"""File I/O: atomic writes (a reader never sees a half-written output file), text reads whose encoding
+errors name the file, and file-name-safe slugs."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -71,3 +72,16 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8") -> str:
         return Path(path).read_text(encoding=encoding)
     except UnicodeDecodeError as err:
         raise SurveyDataError(f"not UTF-8 text ({err}); save the file as UTF-8", file=str(path)) from None
+
+
+def slug(text: str, used: set[str] | None = None) -> str:
+    """A file-name-safe form of `text`; with `used`, made unique within it (which it joins)."""
+    base = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
+    if used is None:
+        return base
+    name, n = base, 1
+    while name in used:
+        n += 1
+        name = f"{base}_{n}"
+    used.add(name)
+    return name

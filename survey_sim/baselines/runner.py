@@ -9,7 +9,8 @@ from omegaconf import DictConfig
 
 from survey_sim.baselines import BASELINES, Baseline, make_baseline
 from survey_sim.data.item import SurveyItem
-from survey_sim.evaluation.rows import expand_permutations, prediction_rows, split_metrics
+from survey_sim.evaluation.orders import expand_permutations
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
 from survey_sim.modeling.simulator import logged_metrics
 
 log = logging.getLogger(__name__)

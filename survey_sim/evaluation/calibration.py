@@ -2,10 +2,10 @@
 
 T minimises the mean KL(human || predicted) over validation items, with predictions made exactly as the
 run makes them: softmax(logits / T) per (possibly cyclically shifted) copy of an item, mapped back to the
-original option order and averaged over the copies. Log-probabilities at T = 1 serve as logits (they
-differ from the logits by a per-copy constant, which the softmax ignores). The fit is a bounded 1-D
-search over log T. The result is stored as calibration.json in the run folder; `survey_sim.simulate`
-applies it.
+original option order and averaged over the copies (`survey_sim.evaluation.orders`). Log-probabilities at
+T = 1 serve as logits (they differ from the logits by a per-copy constant, which the softmax ignores). The
+fit is a bounded 1-D search over log T. The result is stored as calibration.json in the run folder;
+`survey_sim.simulate` applies it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from scipy.optimize import minimize_scalar
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError, SurveyDataError
+from survey_sim.evaluation.orders import OptionOrders
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
 from survey_sim.io import atomic_write_json, read_text
 
@@ -37,34 +38,23 @@ class _Prepared:
     def __init__(self, items: Sequence[SurveyItem], probs, base: Sequence[int] | None):
         probs = np.asarray(probs, dtype=np.float64)
         n = len(items)
-        base = np.arange(n) if base is None else np.asarray(base)
-        if probs.ndim != 2 or len(probs) != n or len(base) != n:
-            raise ValueError(f"{n} items, predictions of shape {probs.shape}, {len(base)} base indices")
-        width = max(it.num_options for it in items)
-        self.valid = np.zeros((n, width), dtype=bool)
-        self.logp = np.full((n, width), -np.inf)
-        self.inverse = np.zeros((n, width), dtype=np.int64)  # original index j -> current position
-        for i, it in enumerate(items):
-            k = it.num_options
-            self.valid[i, :k] = True
-            self.logp[i, :k] = np.log(np.clip(probs[i, :k], _TINY, None))
-            self.inverse[i, list(it.option_order)] = np.arange(k)
-        _, self.group = np.unique(base, return_inverse=True)
-        self.counts = np.bincount(self.group)
-        self.human = np.zeros((len(self.counts), width))
-        for i, it in enumerate(items):
-            self.human[self.group[i], : it.num_options] = it.to_original_order(it.distribution)
+        n_base = n if base is None else len(base)
+        if probs.ndim != 2 or len(probs) != n or n_base != n:
+            raise ValueError(f"{n} items, predictions of shape {probs.shape}, {n_base} base indices")
+        self.orders = OptionOrders(items, base)
+        self.logp = np.where(self.orders.valid, np.log(np.clip(self.orders.padded(probs), _TINY, None)), -np.inf)
+        self.human = self.orders.original([it.distribution for it in items])[self.orders.first]
+
+    def tempered(self, temperature: float) -> np.ndarray:
+        """[N, width] the copies' probabilities (current option order) at `temperature`."""
+        z = self.logp / temperature
+        z = z - z.max(axis=1, keepdims=True)
+        q = np.where(self.orders.valid, np.exp(z), 0.0)
+        return q / q.sum(axis=1, keepdims=True)
 
     def predictions(self, temperature: float) -> np.ndarray:
         """[n_base, K] averaged predictions in original order at `temperature`."""
-        z = self.logp / temperature
-        z = z - z.max(axis=1, keepdims=True)
-        q = np.where(self.valid, np.exp(z), 0.0)
-        q /= q.sum(axis=1, keepdims=True)
-        q = np.where(self.valid, np.take_along_axis(q, self.inverse, axis=1), 0.0)
-        out = np.zeros((len(self.counts), q.shape[1]))
-        np.add.at(out, self.group, q)
-        return out / self.counts[:, None]
+        return self.orders.mean(self.tempered(temperature))
 
     def kl(self, temperature: float) -> float:
         """Mean over base items of KL(human || prediction), in nats."""
@@ -76,11 +66,7 @@ class _Prepared:
 
 def tempered(items: Sequence[SurveyItem], probs, temperature: float) -> np.ndarray:
     """The copies' probabilities [N, width] (current option order) recomputed at `temperature`."""
-    prep = _Prepared(items, probs, None)
-    z = prep.logp / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    q = np.where(prep.valid, np.exp(z), 0.0)
-    return q / q.sum(axis=1, keepdims=True)
+    return _Prepared(items, probs, None).tempered(temperature)
 
 
 def mean_kl(items: Sequence[SurveyItem], probs, base: Sequence[int] | None = None,

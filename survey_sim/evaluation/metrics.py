@@ -150,11 +150,16 @@ def aggregate(rows: Iterable[Mapping], by: str | Sequence[str] | None = None) ->
     return {key: _mean(group) for key, group in sorted(groups.items(), key=lambda kv: str(kv[0]))}
 
 
-def diversity(rows: Iterable[Mapping]) -> dict[str, dict]:
-    """Per question: mean pairwise 1-JSD across groups of the human and of the predicted distributions.
+#: Diversity's sides: name -> (the rows' key of its distributions, how errors name them).
+_SIDES = {"human": ("human", "human"), "model": ("pred", "predicted")}
 
-    Rows need "question_id", "group", "human" and "pred" (one row per group; rows of one question must
-    have the same options). Questions asked of fewer than two groups are left out.
+
+def diversity(rows: Iterable[Mapping], sides: Sequence[str] = ("human", "model")) -> dict[str, dict]:
+    """Per question: mean pairwise 1-JSD across groups of the human and/or the predicted distributions.
+
+    Rows need "question_id", "group" and the distributions of `sides`: "human" (side human), "pred" (side
+    model); one row per group, rows of one question with the same options. Questions asked of fewer than two
+    groups are left out.
     """
     by_q: dict[str, list[Mapping]] = defaultdict(list)
     for row in rows:
@@ -163,14 +168,14 @@ def diversity(rows: Iterable[Mapping]) -> dict[str, dict]:
     for qid, group in sorted(by_q.items()):
         if len(group) < 2:
             continue
-        sizes = {len(r["human"]) for r in group}
+        sizes = {len(r[_SIDES[side][0]]) for r in group for side in sides}
         if len(sizes) > 1:
             raise ValueError(f"question {qid}: groups have different numbers of options {sorted(sizes)}")
-        out[qid] = {
-            "human": mean_pairwise_jsd([r["human"] for r in group], f"question {qid}: human"),
-            "model": mean_pairwise_jsd([r["pred"] for r in group], f"question {qid}: predicted"),
-            "n_groups": len(group),
-        }
+        out[qid] = {}
+        for side in sides:
+            key, name = _SIDES[side]
+            out[qid][side] = mean_pairwise_jsd([r[key] for r in group], f"question {qid}: {name}")
+        out[qid]["n_groups"] = len(group)
     return out
 
 

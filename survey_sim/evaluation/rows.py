@@ -2,8 +2,9 @@
 
 Predictions arrive in each item's current option order (possibly shuffled or cyclically shifted); they are
 mapped back to the original order before any metric, and predictions of the shifted copies of one item
-(permutation averaging) are averaged into one row. `first_option_mass` and `a_bias` refer to the option
-shown first in the item as evaluated (after any shuffling; for permutation averaging, the unshifted copy).
+are averaged into one row (permutation averaging, `survey_sim.evaluation.orders`). `first_option_mass` and
+`a_bias` refer to the option shown first in the item as evaluated (after any shuffling; for permutation
+averaging, the unshifted copy).
 """
 
 from __future__ import annotations
@@ -14,24 +15,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from survey_sim.data.item import SurveyItem
-from survey_sim.data.transforms import cyclic_shift
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluation.metrics import aggregate, item_metrics
 from survey_sim.evaluation.noise_ceiling import ceiling_summary
+from survey_sim.evaluation.orders import OptionOrders
 
 log = logging.getLogger(__name__)
-
-
-def expand_permutations(items: Sequence[SurveyItem], n: int) -> tuple[list[SurveyItem], list[int]]:
-    """Each item followed by its cyclic shifts 1..n-1 (capped at its option count); returns items and base index."""
-    if n < 1:
-        raise ValueError(f"permutations must be >= 1, got {n}")
-    out, base = [], []
-    for i, item in enumerate(items):
-        for s in range(min(n, item.num_options)):
-            out.append(item if s == 0 else cyclic_shift(item, s))
-            base.append(i)
-    return out, base
 
 
 def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]],
@@ -43,23 +32,17 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
         raise ValueError(f"{len(items)} items, {len(probs)} predictions, {len(base)} base indices")
     if letter_mass is not None and len(letter_mass) != len(items):
         raise ValueError(f"{len(items)} items, {len(letter_mass)} letter masses")
-    grouped: dict[int, list[np.ndarray]] = {}
-    first: dict[int, SurveyItem] = {}
-    masses: dict[int, list[float]] = {}
-    for i, (item, p, b) in enumerate(zip(items, probs, base)):
-        q = np.asarray(item.to_original_order(np.asarray(p, dtype=np.float64)[: item.num_options]))
-        grouped.setdefault(b, []).append(q)
-        first.setdefault(b, item)
-        if letter_mass is not None:
-            masses.setdefault(b, []).append(float(letter_mass[i]))
+    orders = OptionOrders(items, base)
+    means, (_, _, stds) = orders.mean(probs), orders.spread(probs)
+    masses = None if letter_mass is None else orders.average(np.asarray(letter_mass, dtype=np.float64))
     rows = []
-    for b in sorted(grouped):
-        item, preds = first[b], np.stack(grouped[b])
-        q = preds.mean(axis=0)
+    for b, first in enumerate(orders.first):
+        item = items[first]
+        q = means[b, : item.num_options]
         if not np.all(np.isfinite(q)):
-            raise SurveySimError(f"split {item.split}, item {b} ({item.group!r}, question {item.question_id!r}): "
-                                 f"the predicted distribution {q.tolist()} is not finite; the model's outputs "
-                                 "overflowed (e.g. float16 weights) or its training diverged")
+            raise SurveySimError(f"split {item.split}, item {base[first]} ({item.group!r}, question "
+                                 f"{item.question_id!r}): the predicted distribution {q.tolist()} is not finite; "
+                                 "the model's outputs overflowed (e.g. float16 weights) or its training diverged")
         q = q / q.sum()
         human = np.asarray(item.to_original_order(item.distribution))
         order = list(item.option_order)
@@ -71,15 +54,15 @@ def prediction_rows(items: Sequence[SurveyItem], probs: Sequence[Sequence[float]
             "options": [item.options[order.index(j)] for j in range(item.num_options)],
             "option_order": order, "transforms": list(item.transforms), "source": item.source,
             "n_respondents": item.n_respondents,
-            "human": human.tolist(), "pred": q.tolist(), "n_permutations": len(preds),
-            "pred_std": preds.std(axis=0).tolist(),
+            "human": human.tolist(), "pred": q.tolist(), "n_permutations": int(orders.counts[b]),
+            "pred_std": stds[b, : item.num_options].tolist(),
         }
         # A-bias: mass on the option SHOWN first (in the base item's presentation) minus the human mass on it;
         # without shuffling that is the original first option.
         row.update(item_metrics(human, q, first_index=order[0], positions=item.scale_positions(),
                                 ordinal=item.ordinal))
-        if letter_mass is not None:
-            row["letter_mass"] = float(np.mean(masses[b]))
+        if masses is not None:
+            row["letter_mass"] = float(masses[b])
         rows.append(row)
     return rows
 

@@ -338,8 +338,9 @@ class SurveySimulator(L.LightningModule):
     def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         self._collect(self.eval_split_names[dataloader_idx], batch)
 
-    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        return self(batch).exp()
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, torch.Tensor]:
+        """The batch's item indices and [B, K] option probabilities (0 at padded options)."""
+        return {"index": batch["index"], "probs": self(batch).exp().masked_fill(~batch["option_mask"], 0.0)}
 
     def _finish(self, stage: str) -> None:
         summaries = {}

@@ -13,7 +13,8 @@ from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import role_flag, shuffle_options
 from survey_sim.errors import ConfigError, SurveySimError
-from survey_sim.evaluation.rows import expand_permutations, prediction_rows, split_metrics
+from survey_sim.evaluation.orders import expand_permutations
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
 from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer
 from survey_sim.modeling.prompts import PromptBuilder

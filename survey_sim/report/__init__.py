@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.intervals import CLUSTERINGS, Interval
-from survey_sim.io import atomic_write_text
+from survey_sim.io import atomic_write_text, slug
 from survey_sim.report.collect import Run, RunGroup, SkippedRun, collect_runs, group_runs
 from survey_sim.report.plots import (
     ItemKey,
@@ -57,10 +56,6 @@ class Report:
     differences: dict[tuple[str, str], dict[str, dict[str, Interval]]] = field(default_factory=dict)
     # simulator row -> split -> (the better of uniform and prior there, the row minus it in 1-JSD)
     against_best: dict[str, dict[str, tuple[str, Interval]]] = field(default_factory=dict)
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_") or "x"
 
 
 def parse_item(spec: str) -> ItemKey:

@@ -119,7 +119,7 @@ def test_benchmark_of_option_orders_shares_an_items_prefix_with_equal_probabilit
     """--permutations: every item in 3 cyclic shifts, evaluation only; ours (orders shared), ours with the batch
     prefix only and ours without sharing predict the same probabilities, ours computing the fewest positions."""
     benchmark = _script("benchmark")
-    from survey_sim.evaluation.rows import expand_permutations
+    from survey_sim.evaluation.orders import expand_permutations
     from survey_sim.modeling.loading import load_backbone
     from survey_sim.modeling.simulator import SurveySimulator, add_lora
 

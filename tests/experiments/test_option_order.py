@@ -10,7 +10,8 @@ from omegaconf import OmegaConf
 
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import apply_transforms, cyclic_shift, permute_options
-from survey_sim.evaluation.rows import expand_permutations, prediction_rows
+from survey_sim.evaluation.orders import expand_permutations
+from survey_sim.evaluation.rows import prediction_rows
 from survey_sim.report.tables import Cell, Table, TableRow
 
 

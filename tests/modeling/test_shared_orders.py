@@ -102,7 +102,7 @@ def test_datamodule_shares_orders_of_permutation_averaging_with_unchanged_predic
     sharing: the same probabilities for every prompt, fewer token positions computed."""
     from survey_sim.data.datamodule import SurveyDataModule, order_bases
     from survey_sim.data.demo import make_demo_survey
-    from survey_sim.evaluation.rows import expand_permutations
+    from survey_sim.evaluation.orders import expand_permutations
     from survey_sim.modeling.loading import load_backbone
     from survey_sim.modeling.prompts import PromptBuilder
 

@@ -15,7 +15,7 @@ from survey_sim.evaluation.calibration import (
     tempered,
     write_calibration,
 )
-from survey_sim.evaluation.rows import expand_permutations
+from survey_sim.evaluation.orders import expand_permutations
 
 
 def _softmax(z):

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from survey_sim.evaluation.calibration import calibrate, fit_temperature, mean_kl
-from survey_sim.evaluation.rows import expand_permutations, prediction_rows, split_metrics
+from survey_sim.evaluation.orders import expand_permutations
+from survey_sim.evaluation.rows import prediction_rows, split_metrics
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 N_ITEMS = int(os.environ.get("SURVEY_SIM_MEASURE_ITEMS", "300"))
@@ -35,7 +36,8 @@ def test_calibration_and_permutation_averaging_on_wvs_val():
 
     from survey_sim.data.splits import load_splits
     from survey_sim.run import CONFIG_DIR
-    from survey_sim.simulate.__main__ import LoadedSimulator, resolve_model
+    from survey_sim.simulate.predict import LoadedSimulator
+    from survey_sim.simulate.spec import resolve_model
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[

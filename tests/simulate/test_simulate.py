@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from survey_sim.simulate.__main__ import CAUTION, main, resolve_countries
+from survey_sim.simulate.__main__ import main
+from survey_sim.simulate.countries import resolve_countries
+from survey_sim.simulate.outputs import CAUTION
 
 QUESTIONNAIRE = """\
 questions:
@@ -113,7 +115,7 @@ def test_pipeline_calibrates_and_simulate_applies_it(tiny_run, questionnaire, tm
 
 def test_zero_shot_smollm2(questionnaire, tmp_path, caplog):
     out = tmp_path / "zs"
-    with caplog.at_level("INFO", logger="survey_sim.simulate.__main__"):
+    with caplog.at_level("INFO", logger="survey_sim.simulate.predict"):
         assert main(["--questionnaire", str(questionnaire), "--countries", "KE,Great Britain", "--model",
                      "smollm2_135m", "--out", str(out), "--permutations", "2"]) == 0
     table, meta = _check_outputs(out, ["Kenya", "Great Britain"], ["trust_science", "remote_work"], {2})
@@ -131,7 +133,7 @@ def test_zero_shot_smollm2(questionnaire, tmp_path, caplog):
 
 
 def test_human_reference_is_loaded_once_per_process(monkeypatch):
-    from survey_sim.simulate import __main__ as simulate
+    from survey_sim.simulate import reference as simulate
 
     calls = []
 
