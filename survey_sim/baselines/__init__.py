@@ -18,6 +18,8 @@ BASELINES: dict[str, type[Baseline]] = {
     cls.name: cls for cls in (UniformBaseline, PriorBaseline, PriorLOOBaseline, KNNBaseline, CountryKNNBaseline,
                                JSONZeroShotBaseline, CountryPriorBaseline)
 }
+#: The free baselines a simulator must beat: uniform on new questions, the question prior on trained ones.
+TRIVIAL_BASELINES = ("uniform", "prior")
 
 
 def make_baseline(name: str, **cfg) -> Baseline:
@@ -33,6 +35,6 @@ def make_baseline(name: str, **cfg) -> Baseline:
     return cls(**cfg)
 
 
-__all__ = ["BASELINES", "Baseline", "CountryKNNBaseline", "CountryPriorBaseline", "JSONZeroShotBaseline",
-           "KNNBaseline", "PriorBaseline", "PriorLOOBaseline",
-           "UniformBaseline", "make_baseline"]
+__all__ = ["BASELINES", "TRIVIAL_BASELINES", "Baseline", "CountryKNNBaseline", "CountryPriorBaseline",
+           "JSONZeroShotBaseline", "KNNBaseline", "PriorBaseline", "PriorLOOBaseline", "UniformBaseline",
+           "make_baseline"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from omegaconf import DictConfig
 
-from survey_sim.baselines import BASELINES, Baseline, make_baseline
+from survey_sim.baselines import BASELINES, TRIVIAL_BASELINES, Baseline, make_baseline
 from survey_sim.data.item import SurveyItem
 from survey_sim.evaluation.orders import expand_permutations
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
@@ -41,10 +41,6 @@ def baseline_rows(baseline: Baseline, splits: dict[str, list[SurveyItem]], eval_
         items, base = expand_permutations(splits[name], permutations)
         rows[name] = prediction_rows(items, baseline.predict(items), base)
     return rows
-
-
-#: The free baselines a simulator must beat: uniform on new questions, the question prior on trained ones.
-TRIVIAL_BASELINES = ("uniform", "prior")
 
 
 def compare_with_baselines(baselines: Mapping[str, Mapping] | list[str], splits: dict[str, list[SurveyItem]],

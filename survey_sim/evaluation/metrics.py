@@ -1,4 +1,7 @@
-"""Per-item metrics between human (p) and predicted (q) answer distributions, and their aggregates.
+"""Per-item metrics between human (p) and predicted (q) answer distributions, their registry and aggregates.
+
+`METRIC_REGISTRY` is the one list of metrics: per metric its display name, `higher_is_better` and which
+outputs show it (the printed table, the report, the dashboard).
 
 All per-item functions take float64 arrays over the K options in the item's ORIGINAL order.
 
@@ -23,17 +26,67 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import rel_entr
 from scipy.stats import wasserstein_distance
 
-METRICS = ("jsd", "js_divergence", "emd", "emd_paper_code", "tv", "accuracy", "first_option_mass", "a_bias")
+
+@dataclass(frozen=True)
+class Metric:
+    """One per-item metric: its key (in prediction rows, metrics.json, W&B), how it reads, where it is shown."""
+
+    name: str
+    #: display name (report, plots, dashboard)
+    label: str
+    #: None where neither is: a_bias is best at 0 (the report ranks it by closeness to 0), first_option_mass
+    #: at the human share of that option
+    higher_is_better: bool | None
+    #: what the report's table title adds after the label
+    note: str = ""
+    #: from the model's next-token probabilities, not from p and q: simulator rows only (not in item_metrics)
+    from_model: bool = False
+    #: the paper's fidelity measures: the W&B predictions table and the dashboard's fidelity section
+    fidelity: bool = False
+    #: has a noise ceiling (evaluation.noise_ceiling: `ceiling_<name>`)
+    ceiling: bool = False
+    #: a column of the table a run prints
+    printed: bool = False
+    #: a table of the report (`python -m survey_sim.report`)
+    reported: bool = False
+
+    @property
+    def title(self) -> str:
+        """The label with the note: `A-bias: mass on the option shown first minus the human share`."""
+        return f"{self.label}: {self.note}" if self.note else self.label
+
+
+#: The registry: every per-item metric, in the order of rows, tables and columns.
+METRIC_REGISTRY: dict[str, Metric] = {m.name: m for m in (
+    Metric("jsd", "1-JSD", True, fidelity=True, ceiling=True, printed=True, reported=True),
+    Metric("js_divergence", "JS divergence (bits)", False),
+    Metric("emd", "EMD", False, fidelity=True, ceiling=True, printed=True, reported=True),
+    Metric("emd_paper_code", "EMD (paper code)", False, reported=True),
+    Metric("tv", "TV distance", False),
+    Metric("accuracy", "Accuracy", True, fidelity=True, printed=True, reported=True),
+    Metric("first_option_mass", "First-option mass", None),
+    Metric("a_bias", "A-bias", None, note="mass on the option shown first minus the human share", printed=True,
+           reported=True),
+    Metric("letter_mass", "Letter mass", True, note="the option letters' share of the next-token probability "
+           "(simulators)", from_model=True, printed=True, reported=True),
+)}
+#: The metrics of one item computed from p and q (`item_metrics`).
+METRICS = tuple(name for name, m in METRIC_REGISTRY.items() if not m.from_model)
+#: Per-item values averaged per split: METRICS and the model's (simulator rows only; see evaluation).
+ROW_MEANS = tuple(METRIC_REGISTRY)
+#: The paper's fidelity measures, in registry order.
+FIDELITY_METRICS = tuple(name for name, m in METRIC_REGISTRY.items() if m.fidelity)
+#: The report's tables, in registry order.
+REPORTED_METRICS = tuple(name for name, m in METRIC_REGISTRY.items() if m.reported)
 #: Logged after each validation of a fine-tuning run: the mean 1-JSD over the validation splits (val: new
 #: questions, dev: new countries); the default monitor for keeping the best adapter. Not a split's metric.
 SELECTION_METRIC = "selection/jsd"
-#: Per-item values averaged per split besides METRICS: `letter_mass` (simulator rows only; see evaluation).
-ROW_MEANS = (*METRICS, "letter_mass")
 
 
 def _distribution(x, name: str) -> np.ndarray:

@@ -27,17 +27,9 @@ from survey_sim.evaluation.rows import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
 from survey_sim.modeling.loading import validate_model_config
 from survey_sim.modeling.losses import LOSSES
-from survey_sim.pipeline.outputs import (
-    LETTER_MASS_COLUMNS,
-    TABLE_COLUMNS,
-    format_baselines,
-    format_comparison,
-    format_table,
-    run_info,
-    write_config,
-    write_results,
-)
+from survey_sim.pipeline.outputs import run_info, write_config, write_results
 from survey_sim.pipeline.preflight import check_run
+from survey_sim.pipeline.printed import format_baselines, format_comparison, format_table
 from survey_sim.pipeline.tracking import finish_run, log_results
 from survey_sim.training.trainer import build_logger
 
@@ -215,8 +207,7 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     write_results(out_dir, [r for name in eval_names for r in rows.get(name, [])], metrics)
     log_results(logger, cfg, rows, by_split, out_dir)
     print(f"\n{cfg.run_name}  ({'[ctrl] ' if cfg.control else ''}{cfg.method.name} on {cfg.data.name})")
-    print(format_table(by_split, LETTER_MASS_COLUMNS if any("letter_mass" in m for m in by_split.values())
-                       else TABLE_COLUMNS))
+    print(format_table(by_split))
     excluded = {name: m["n_emd_excluded"] for name, m in by_split.items() if m.get("n_emd_excluded")}
     if excluded:
         print(f"emd not scored (nominal questions): {', '.join(f'{k} {v}' for k, v in excluded.items())} items")

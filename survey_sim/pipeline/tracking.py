@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from survey_sim.evaluation.metrics import FIDELITY_METRICS, METRIC_REGISTRY
 from survey_sim.pipeline.outputs import flat_config
 
 #: The run settings (metrics.json["run"]) that become `key=value` tags.
@@ -99,7 +100,7 @@ def log_results(logger, cfg: DictConfig, rows: Mapping[str, list[dict]], by_spli
 
     run = logger.experiment
     run.summary.update(summary_metrics(by_split))
-    columns = ["split", "group", "prompt_group", "question_id", "human", "pred", "jsd", "emd", "accuracy"]
+    columns = ["split", "group", "prompt_group", "question_id", "human", "pred", *FIDELITY_METRICS]
     data = [[r[c] if not isinstance(r[c], list) else str([round(x, 4) for x in r[c]]) for c in columns]
             for split_rows in rows.values() for r in split_rows]
     logger.log_table(key="predictions", columns=columns, data=data)
@@ -110,7 +111,7 @@ def log_results(logger, cfg: DictConfig, rows: Mapping[str, list[dict]], by_spli
         table = wandb.Table(columns=["country", "jsd"],
                             data=[[c, sum(v) / len(v)] for c, v in sorted(by_country.items())])
         run.log({f"charts/{split}/jsd_by_country":
-                 wandb.plot.bar(table, "country", "jsd", title=f"1-JSD by country ({split})")})
+                 wandb.plot.bar(table, "country", "jsd", title=f"{METRIC_REGISTRY['jsd'].label} by country ({split})")})
     adapter = out_dir / "adapter"
     if logs_adapter(cfg) and adapter.is_dir():
         artifact = wandb.Artifact(f"adapter-{cfg.run_name}", type="model",

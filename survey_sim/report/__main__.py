@@ -9,8 +9,8 @@ from pathlib import Path
 
 from survey_sim.errors import SurveySimError
 from survey_sim.evaluation.intervals import CLUSTERINGS
-from survey_sim.report import build_report
-from survey_sim.report.tables import TABLE_METRICS
+from survey_sim.evaluation.metrics import REPORTED_METRICS
+from survey_sim.report.build import build_report
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("paths", nargs="+", help="run folders or folders holding them (searched recursively)")
     p.add_argument("--out", help="output folder (default: PATH/report for one PATH, else ./report)")
     p.add_argument("--splits", nargs="+", help="table columns (default: every evaluated split but train/val)")
-    p.add_argument("--metrics", nargs="+", choices=list(TABLE_METRICS), help="tables to build (default: all)")
+    p.add_argument("--metrics", nargs="+", choices=list(REPORTED_METRICS), help="tables to build (default: all)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CI (0: none)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--cluster", choices=list(CLUSTERINGS), default="question",

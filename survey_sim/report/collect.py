@@ -155,7 +155,6 @@ def collect_runs(paths: list[str | os.PathLike]) -> tuple[list[Run], list[Skippe
 
 
 ITEM_KEY = ["split", "group", "question_id", "language"]
-ITEM_METRICS = ROW_MEANS
 
 
 @dataclass
@@ -180,7 +179,7 @@ class RunGroup:
         if len(self.runs) == 1:
             return df.drop(columns="_run").assign(n_runs=1)
         grouped = df.groupby(ITEM_KEY, sort=False, dropna=False)
-        metric_cols = [m for m in ITEM_METRICS if m in df]
+        metric_cols = [m for m in ROW_MEANS if m in df]
         out = grouped.first()
         out[metric_cols] = grouped[metric_cols].mean()
         out["pred"] = grouped["pred"].agg(lambda s: list(map(float, pd.DataFrame(list(s)).mean())))

@@ -20,18 +20,19 @@ import sys
 from pathlib import Path
 
 from survey_sim.errors import ConfigError, SurveySimError
-from survey_sim.evaluation.metrics import SELECTION_METRIC
+from survey_sim.evaluation.metrics import FIDELITY_METRICS, METRIC_REGISTRY, SELECTION_METRIC
 from survey_sim.io import atomic_write_json
 from survey_sim.pipeline.tracking import SETTINGS_PREFIX
 
 #: Report sections: title, the run settings (metrics.json["run"], W&B config `run.<key>`) grouped by, metrics.
+JSD = METRIC_REGISTRY["jsd"].label
 SECTIONS = (
-    ("1-JSD by model and method", ("model", "method"), ("jsd",)),
-    ("1-JSD by loss", ("loss",), ("jsd",)),
-    ("1-JSD by option shuffling and permutations", ("shuffle", "shuffle_train", "permutations"), ("jsd",)),
-    ("1-JSD by language", ("language",), ("jsd",)),
-    ("1-JSD with and without the country-swap control", ("control",), ("jsd",)),
-    ("Fidelity against the baselines", ("method", "control"), ("jsd", "emd", "accuracy")),
+    (f"{JSD} by model and method", ("model", "method"), ("jsd",)),
+    (f"{JSD} by loss", ("loss",), ("jsd",)),
+    (f"{JSD} by option shuffling and permutations", ("shuffle", "shuffle_train", "permutations"), ("jsd",)),
+    (f"{JSD} by language", ("language",), ("jsd",)),
+    (f"{JSD} with and without the country-swap control", ("control",), ("jsd",)),
+    ("Fidelity against the baselines", ("method", "control"), FIDELITY_METRICS),
 )
 DEFAULT_SPLITS = ("val", "C1-Q2", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3")
 SPEC_FILE = "dashboard.json"
@@ -52,7 +53,7 @@ def build_report(project: str, entity: str | None, group: str | None, splits: li
     filters = [expr.Metric("Group") == group] if group else []
     blocks = [wr.H1(f"survey-sim ablations{f': {group}' if group else ''}"),
               wr.P("Bars are group means of each run's per-split summary metric (`<split>/jsd` is the "
-                   "paper's 1-JSD; higher is better). Read them against the uniform / prior baselines and the "
+                   f"paper's {JSD}; higher is better). Read them against the uniform / prior baselines and the "
                    "noise ceiling (~0.977).")]
     for title, settings, metrics in SECTIONS:
         runset = wr.Runset(entity=entity or "", project=project, name=title, filters=filters,

@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, no pyplot state): each function returns a Figure; `save_figure` writes a PNG."""
+"""Report figures (matplotlib, no pyplot state): each function returns a Figure; `save_figure` writes a PNG,
+`write_plots` every figure of a report."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from survey_sim.evaluation.metrics import SELECTION_METRIC, diversity
-from survey_sim.io import atomic_write_bytes
+from survey_sim.evaluation.metrics import METRIC_REGISTRY, SELECTION_METRIC, diversity
+from survey_sim.io import atomic_write_bytes, slug
 from survey_sim.report.collect import Run, RunGroup
 
 ItemKey = tuple[str, str, str]  # (split, group, question_id)
@@ -42,7 +43,7 @@ def plot_per_country(groups: list[RunGroup], split: str, metric: str = "jsd", ti
         ax.bar(x + (i - (len(per_group) - 1) / 2) * width, values.reindex(countries).to_numpy(), width,
                label=label)
     ax.set_xticks(x, countries, rotation=90, fontsize=8)
-    name = {"jsd": "1-JSD", "accuracy": "option accuracy"}.get(metric, metric)
+    name = METRIC_REGISTRY[metric].label if metric in METRIC_REGISTRY else metric
     ax.set_ylabel(name)
     ax.set_title(title or f"{split}: {name} per country")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
@@ -125,7 +126,7 @@ def plot_validation_curves(runs: list[Run]) -> Figure | None:
             ax.plot(steps, values, "-o" if key == SELECTION_METRIC else "--.", label=f"{name} {key}")
         best = max(run.validations, key=lambda v: v[SELECTION_METRIC])
         ax.plot([best["step"]], [best[SELECTION_METRIC]], "k*", markersize=12)
-    _finish_step_axes(ax, "1-JSD", "validation during training (star: the adapter kept)")
+    _finish_step_axes(ax, METRIC_REGISTRY["jsd"].label, "validation during training (star: the adapter kept)")
     return fig
 
 
@@ -166,7 +167,8 @@ def plot_items(group: RunGroup, keys: list[ItemKey]) -> Figure | None:
         ax.bar(x - 0.2, row.human, 0.4, label="human")
         ax.bar(x + 0.2, row.pred, 0.4, label="predicted")
         ax.set_xticks(x, labels, fontsize=8)
-        ax.set_title(f"{row.group} · {row.question_id} ({row.split})\n1-JSD {row.jsd:.3f}", fontsize=9)
+        ax.set_title(f"{row.group} · {row.question_id} ({row.split})\n{METRIC_REGISTRY['jsd'].label} {row.jsd:.3f}",
+                     fontsize=9)
     for ax in axes[n:]:
         ax.set_visible(False)
     axes[0].legend(fontsize=8)
@@ -213,3 +215,30 @@ def plot_group_differences(groups: list[RunGroup], split: str) -> Figure | None:
     axes[0].set_ylabel("model difference")
     fig.suptitle(f"{split}: differences between subgroups, model vs human")
     return fig
+
+
+def write_plots(groups: list[RunGroup], runs: list[Run], splits: list[str], plot_dir: Path,
+                items: list[ItemKey] | None = None) -> list[Path]:
+    """Every report figure as a PNG under `plot_dir`; returns the files written."""
+    files = []
+    for split in splits:
+        name = slug(split)
+        files.append(save_figure(plot_per_country(groups, split, "jsd"), plot_dir / f"per_country_jsd_{name}.png"))
+        files.append(save_figure(plot_per_country(groups, split, "accuracy"),
+                                 plot_dir / f"accuracy_per_country_{name}.png"))
+        if any(len(diversity_points(g, split)) for g in groups):
+            files.append(save_figure(plot_diversity(groups, split), plot_dir / f"diversity_{name}.png"))
+        differences = plot_group_differences(groups, split)
+        if differences is not None:
+            files.append(save_figure(differences, plot_dir / f"group_differences_{name}.png"))
+    loss = plot_loss_curves(runs)
+    if loss is not None:
+        files.append(save_figure(loss, plot_dir / "loss_curves.png"))
+    validation = plot_validation_curves(runs)
+    if validation is not None:
+        files.append(save_figure(validation, plot_dir / "validation_curves.png"))
+    for i, group in enumerate(groups):
+        fig = plot_items(group, items or choose_items(group, 3, splits))
+        if fig is not None:
+            files.append(save_figure(fig, plot_dir / f"items_{i:02d}_{slug(group.label)}.png"))
+    return files

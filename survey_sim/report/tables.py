@@ -1,36 +1,21 @@
-"""The paper's tables (rows: model x method, columns: splits + Avg) as markdown, LaTeX and a tidy CSV frame."""
+"""The report's tables as numbers (rows: run groups, model x method; columns: splits), and the tidy results."""
 
 from __future__ import annotations
 
-import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from survey_sim.errors import ConfigError, SurveyDataError
-from survey_sim.evaluation.intervals import QUESTION, Interval, clustered_interval, paired_difference
+from survey_sim.evaluation.intervals import QUESTION, Interval, clustered_interval
+from survey_sim.evaluation.metrics import METRIC_REGISTRY
 from survey_sim.report.collect import ITEM_KEY, Run, RunGroup
+from survey_sim.report.paper import paper_for
 
-# metric -> (title, higher is better; None: closer to 0 is better)
-TABLE_METRICS = {
-    "jsd": ("1-JSD", True),
-    "emd": ("EMD", False),
-    "emd_paper_code": ("EMD (paper code)", False),
-    "accuracy": ("Accuracy", True),
-    "a_bias": ("A-bias: mass on the option shown first minus the human share", None),
-    "letter_mass": ("Letter mass: the option letters' share of the next-token probability (simulators)", True),
-}
 SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
                "test-unseen-country", "test-unseen-question", "test-unseen-both")
-PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
-CEILING_LABEL = "noise ceiling"
-#: How the report names each clustering of survey_sim.evaluation.intervals.CLUSTERINGS.
-CLUSTERING_WORDS = {"item": "items", "question": "questions (all countries of a question together)",
-                    "question_country": "questions and countries independently"}
+#: The run settings (metrics.json "run") of each row of the tidy results.
+RESULT_SETTINGS = ("name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed")
 
 
 def ordered_splits(names) -> list[str]:
@@ -78,11 +63,13 @@ class Table:
 
     @property
     def title(self) -> str:
-        return TABLE_METRICS.get(self.metric, (self.metric, True))[0]
+        metric = METRIC_REGISTRY.get(self.metric)
+        return metric.title if metric else self.metric
 
     @property
     def higher_is_better(self) -> bool | None:
-        return TABLE_METRICS.get(self.metric, (self.metric, True))[1]
+        metric = METRIC_REGISTRY.get(self.metric)
+        return metric.higher_is_better if metric else True
 
     @property
     def paper_splits(self) -> list[str]:
@@ -95,44 +82,6 @@ class Table:
         if self.higher_is_better is None:
             return min(values, key=abs)
         return max(values) if self.higher_is_better else min(values)
-
-
-def load_paper_numbers(path: str | os.PathLike | None = None) -> list[dict]:
-    """The published reference numbers: records {model, method, control, split, <metric>: value}."""
-    path = Path(path) if path else PAPER_NUMBERS
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise SurveyDataError(f"cannot read paper numbers: {exc}", file=str(path)) from exc
-    records = (data.get("numbers") or []) if isinstance(data, dict) else None
-    if not isinstance(records, list):
-        raise SurveyDataError("expected a mapping with a list 'numbers'", file=str(path), field="numbers")
-    for i, rec in enumerate(records):
-        if not isinstance(rec, dict):
-            raise SurveyDataError("record is not a mapping", file=str(path), record=i)
-        for key in ("method", "split"):
-            if not rec.get(key):
-                raise SurveyDataError(f"record has no {key}", file=str(path), record=i, field=key)
-        for metric in set(rec) & set(TABLE_METRICS):
-            if not isinstance(rec[metric], (int, float)) or not math.isfinite(rec[metric]):
-                raise SurveyDataError(f"{metric} must be a number, got {rec[metric]!r}", file=str(path),
-                                      record=i, field=metric)
-    return records
-
-
-def _setting(source: dict) -> tuple:
-    """What a paper record and a run must share besides model and method (defaults as in paper_numbers.yaml)."""
-    method = source.get("method")
-    return (bool(source.get("control", False)), source.get("language") or "en", bool(source.get("shuffle", False)),
-            int(source.get("permutations") or 1), (source.get("loss") or "kl") if method == "ft" else None,
-            source.get("k") if method == "knn" else None)
-
-
-def _paper_for(group: RunGroup, metric: str, records: list[dict]) -> dict[str, float]:
-    run = group.runs[0].run
-    return {rec["split"]: float(rec[metric]) for rec in records
-            if metric in rec and rec.get("model") == run.get("model") and rec["method"] == run.get("method")
-            and _setting(rec) == _setting(run)}
 
 
 def split_interval(items: pd.DataFrame, split: str, metric: str, clustering: str = "question", n_boot: int = 1000,
@@ -160,7 +109,7 @@ def build_table(groups: list[RunGroup], metric: str, splits: list[str], n_boot: 
             ci = split_interval(items, split, metric, clustering, n_boot, seed)
             if ci is not None:
                 cells[split] = Cell(ci.value, ci.low, ci.high, ci.n_items)
-        rows.append(TableRow(group.label, len(group.runs), cells, _paper_for(group, metric, paper or [])))
+        rows.append(TableRow(group.label, len(group.runs), cells, paper_for(group, metric, paper or [])))
     ceiling, note = noise_ceiling_cells(groups, metric, splits)
     return Table(metric, list(splits), rows, n_boot, ceiling=ceiling, ceiling_note=note, clustering=clustering)
 
@@ -187,181 +136,13 @@ def noise_ceiling_cells(groups: list[RunGroup], metric: str, splits: list[str]) 
     return cells, note
 
 
-def group_by_label(groups: list[RunGroup], label: str) -> RunGroup:
-    """The run group (table row) labelled `label`; ConfigError naming the labels there are."""
-    for group in groups:
-        if group.label == label:
-            return group
-    raise ConfigError(f"no table row {label!r}; rows: {[g.label for g in groups]}")
-
-
-def paired_differences(a: RunGroup, b: RunGroup, metric: str, splits: list[str], clustering: str = "question",
-                       n_boot: int = 1000, seed: int = 0) -> dict[str, Interval]:
-    """Per split that both rows evaluated: mean per-item `metric` of row `a` minus row `b` over the same items,
-    with its clustered interval (survey_sim.evaluation.intervals.paired_difference)."""
-    a_items, b_items = a.items(), b.items()
-    out = {}
-    for split in splits:
-        in_a, in_b = a_items[a_items["split"] == split], b_items[b_items["split"] == split]
-        if in_a.empty or in_b.empty or metric not in in_a or metric not in in_b:
-            continue
-        try:
-            out[split] = paired_difference(in_a, in_b, metric, clustering=clustering, n_boot=n_boot, seed=seed)
-        except ValueError as err:
-            raise ConfigError(f"rows {a.label!r} and {b.label!r}, split {split}: {err}") from None
-    return out
-
-
-#: The free baselines a simulator must beat: uniform (new questions) and the question prior (trained ones).
-TRIVIAL_BASELINES = ("uniform", "prior")
-SIMULATOR_METHODS = ("zs", "ft")
-
-
-def _methods(group: RunGroup) -> set:
-    return {r.run.get("method") for r in group.runs}
-
-
-def best_baseline_differences(groups: list[RunGroup], metric: str, splits: list[str], clustering: str = "question",
-                              n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, tuple[str, Interval]]]:
-    """Per simulator row (zs, ft) and split: the row minus the better of the uniform and prior rows on that
-    split (by mean `metric`, higher is better), paired over the same items, with its clustered interval;
-    {row label: {split: (baseline method, Interval)}}. Empty unless the report holds exactly one uniform
-    and one prior row."""
-    trivial = {m: [g for g in groups if _methods(g) == {m}] for m in TRIVIAL_BASELINES}
-    if any(len(rows) != 1 for rows in trivial.values()):
-        return {}
-    base = {m: rows[0] for m, rows in trivial.items()}
-    out: dict[str, dict[str, tuple[str, Interval]]] = {}
-    for group in groups:
-        if not _methods(group) <= set(SIMULATOR_METHODS):
-            continue
-        diffs = {}
-        for split in splits:
-            means = {m: split_interval(b.items(), split, metric, "item", 0) for m, b in base.items()}
-            if any(v is None for v in means.values()):
-                continue
-            best = max(TRIVIAL_BASELINES, key=lambda m: means[m].value)
-            diff = paired_differences(group, base[best], metric, [split], clustering, n_boot, seed)
-            if split in diff:
-                diffs[split] = (best, diff[split])
-        out[group.label] = diffs
-    return out
-
-
-def table_frame(table: Table) -> pd.DataFrame:
-    """The table as numbers: index = row label, columns = splits (+ `<split> (paper)`) + Avg."""
-    records = {}
-    for row in table.rows:
-        rec = {}
-        for s in table.splits:
-            rec[s] = row.cells[s].value if s in row.cells else np.nan
-            if s in table.paper_splits:
-                rec[f"{s} (paper)"] = row.paper.get(s, np.nan)
-        avg = row.avg(table.splits)
-        rec["Avg"] = np.nan if avg is None else avg
-        records[row.label] = rec
-    if table.ceiling:
-        records[CEILING_LABEL] = {s: table.ceiling[s].value if s in table.ceiling else np.nan for s in table.splits}
-    return pd.DataFrame.from_dict(records, orient="index")
-
-
-def _columns(table: Table) -> list[str]:
-    """Column headers: each split, followed by `<split> (paper)` where a reference number exists."""
-    cols = []
-    for s in table.splits:
-        cols.append(s)
-        if s in table.paper_splits:
-            cols.append(f"{s} (paper)")
-    return cols
-
-
-def _cells(table: Table, row: TableRow, fmt_ci, bold) -> list[str]:
-    out = []
-    for s in table.splits:
-        cell = row.cells.get(s)
-        if cell is None:
-            out.append("–")
-        else:
-            text = f"{cell.value:.3f}"
-            if cell.value == table.best(s) and len(table.rows) > 1:
-                text = bold(text)
-            out.append(text + (fmt_ci(cell.low, cell.high) if cell.low is not None else ""))
-        if s in table.paper_splits:
-            out.append(f"{row.paper[s]:.3f}" if s in row.paper else "–")
-    avg = row.avg(table.splits)
-    out.append("–" if avg is None else f"{avg:.3f}")
-    return out
-
-
-def _n_items(table: Table) -> list[str]:
-    out = []
-    for s in table.splits:
-        counts = sorted({r.cells[s].n_items for r in table.rows if s in r.cells})
-        out.append("/".join(map(str, counts)) or "–")
-        if s in table.paper_splits:
-            out.append("")
-    return out + [""]
-
-
-def _ceiling_cells(table: Table) -> list[str]:
-    out = []
-    for s in table.splits:
-        out.append(f"{table.ceiling[s].value:.3f}" if s in table.ceiling else "–")
-        if s in table.paper_splits:
-            out.append("")
-    return out + [""]
-
-
-def to_markdown(table: Table) -> str:
-    head = ["", "runs", *_columns(table), "Avg"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in table.rows:
-        cells = _cells(table, row, lambda lo, hi: f" [{lo:.3f}, {hi:.3f}]", lambda t: f"**{t}**")
-        lines.append("| " + " | ".join([row.label, str(row.n_runs), *cells]) + " |")
-    if table.ceiling:
-        lines.append("| " + " | ".join([f"*{CEILING_LABEL}*", "", *_ceiling_cells(table)]) + " |")
-    lines.append("| " + " | ".join(["*n items*", "", *_n_items(table)]) + " |")
-    if table.ceiling_note:
-        lines += ["", f"Noise ceiling: {table.ceiling_note}."]
-    return "\n".join(lines)
-
-
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
-def latex_escape(text: str) -> str:
-    return "".join(_LATEX_ESCAPES.get(c, c) for c in str(text))
-
-
-def to_latex(table: Table) -> str:
-    cols = _columns(table)
-    head = " & ".join(["", *map(latex_escape, cols), "Avg"]) + r" \\"
-    lines = [f"% {latex_escape(table.title)}: mean over items; "
-             + (f"95% bootstrap interval resampling {CLUSTERING_WORDS[table.clustering]} ({table.n_boot} "
-                "resamples) in brackets"
-                if table.n_boot > 0 else "no intervals"),
-             r"\begin{tabular}{l" + "c" * (len(cols) + 1) + "}", r"\toprule", head, r"\midrule"]
-    for row in table.rows:
-        cells = _cells(table, row, lambda lo, hi: rf" {{\scriptsize [{lo:.3f}, {hi:.3f}]}}",
-                       lambda t: rf"\textbf{{{t}}}")
-        lines.append(" & ".join([latex_escape(row.label), *cells]) + r" \\")
-    lines.append(r"\midrule")
-    if table.ceiling:
-        lines.append(" & ".join([rf"\textit{{{CEILING_LABEL}}}", *_ceiling_cells(table)]) + r" \\")
-    lines.append(" & ".join([r"\textit{n items}", *_n_items(table)]) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}"]
-    return "\n".join(lines)
-
-
 def results_frame(runs: list[Run], n_boot: int = 1000, seed: int = 0, clustering: str = "question") -> pd.DataFrame:
     """Tidy results: one row per run x split x metric, the value from metrics.json, a clustered bootstrap
     interval (column `ci_clustering`)."""
     records = []
     for run in runs:
         preds = run.predictions
-        base = {"path": str(run.path), "label": run.label, **{k: run.run.get(k) for k in (
-            "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed")}}
+        base = {"path": str(run.path), "label": run.label, **{k: run.run.get(k) for k in RESULT_SETTINGS}}
         for split, metrics in run.splits.items():
             for metric, value in metrics.items():
                 if metric == "n_items" or not isinstance(value, (int, float)):
@@ -371,6 +152,6 @@ def results_frame(runs: list[Run], n_boot: int = 1000, seed: int = 0, clustering
                                 "ci_low": ci.low if ci else None, "ci_high": ci.high if ci else None,
                                 "ci_clustering": clustering if ci and ci.low is not None else None,
                                 "n_items": metrics.get("n_items")})
-    cols = ["path", "label", "name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed",
-            "split", "metric", "value", "ci_low", "ci_high", "ci_clustering", "n_items"]
+    cols = ["path", "label", *RESULT_SETTINGS, "split", "metric", "value", "ci_low", "ci_high", "ci_clustering",
+            "n_items"]
     return pd.DataFrame.from_records(records, columns=cols)

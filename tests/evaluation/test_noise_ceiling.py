@@ -17,7 +17,7 @@ from survey_sim.evaluation.noise_ceiling import (
     item_ceiling,
     monte_carlo,
 )
-from survey_sim.pipeline.outputs import format_table
+from survey_sim.pipeline.printed import format_table
 from tests.conftest import REPO
 
 # Dirichlet concentrations 0.2 and 0.3 give options with almost no mass (the Monte-Carlo fallback's regime).

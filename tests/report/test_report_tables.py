@@ -12,7 +12,7 @@ from survey_sim.report import (
     results_frame,
     table_frame,
 )
-from survey_sim.report.tables import latex_escape, to_latex, to_markdown
+from survey_sim.report.render import latex_escape, to_latex, to_markdown
 
 SPLITS = ["test-unseen-country", "test-unseen-question"]
 
@@ -92,7 +92,7 @@ def test_paper_numbers_match_only_the_same_setting(tmp_path, groups, setting, ma
 
 def test_shipped_paper_numbers():
     """The published Tables 4, 5, 6, 7 and 11, keyed by this framework's model and split names."""
-    from survey_sim.report.tables import PAPER_NUMBERS
+    from survey_sim.report.paper import PAPER_NUMBERS
 
     records = load_paper_numbers()
     assert len(records) == 208
