@@ -28,8 +28,6 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from survey_sim.baselines import make_baseline
-from survey_sim.baselines.prior import question_key
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
 from survey_sim.modeling.losses import kl_loss, masked_log_softmax
@@ -128,6 +126,12 @@ class Anchor:
             raise ConfigError(f"unknown anchor rule {rule!r}; valid: {', '.join(RULES)}")
         if not train_items:
             raise ConfigError("an anchored simulator needs the training split (its base is fitted on it)")
+        # Imported here: the LightningModule imports this module, and must load without the baselines'
+        # dependencies (the GPU check runs with torch, transformers, peft and lightning only).
+        from survey_sim.baselines import make_baseline
+        from survey_sim.baselines.prior import question_key
+
+        self.question_key = question_key
         self.base_name, self.rule, self.fit_model_scale = base, rule, fit_model_scale
         # Training items get the leave-own-country-out prior, so that their base never holds their own answer.
         name = "prior_loo" if base == "prior" else base
@@ -137,7 +141,7 @@ class Anchor:
         self.fitted: dict[str, dict] = {}
 
     def group(self, item: SurveyItem) -> str:
-        return "trained" if question_key(item) in self.trained_questions else "new"
+        return "trained" if self.question_key(item) in self.trained_questions else "new"
 
     def bases(self, items: Sequence[SurveyItem]) -> list[np.ndarray]:
         """Each item's base distribution in its current option order (uniform on new questions, by design:

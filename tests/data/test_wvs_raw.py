@@ -203,6 +203,22 @@ def test_bad_weight(files):
     assert info.value.record == 9
 
 
+def test_huge_weights_keep_finite_effective_sizes_and_infinite_weights_are_an_error(files):
+    """Weights as large as the fuzz test drew (1.34e154) overflowed w*w to inf and n_effective to nan."""
+    raw, book, frame = files
+    frame = few_columns(frame)
+    frame["W_WEIGHT"] = frame["W_WEIGHT"].astype("float64")
+    frame.loc[9, "W_WEIGHT"] = 1e155  # its square overflows float64
+    frame.to_csv(raw, index=False)
+    items = build_wvs_items(raw, book, weighted=True).items
+    assert items and all(np.isfinite(it.n_effective) and it.n_effective > 0 for it in items)
+    frame.loc[9, "W_WEIGHT"] = np.inf
+    frame.to_csv(raw, index=False)
+    with pytest.raises(SurveyDataError, match="is not a number") as info:
+        build_wvs_items(raw, book, weighted=True)
+    assert (info.value.file, info.value.record, info.value.field) == (str(raw), 9, "W_WEIGHT")
+
+
 def test_bad_questionnaire(files, tmp_path):
     raw, _, _ = files
     book = tmp_path / "bad.json"

@@ -299,6 +299,8 @@ def items_from_respondents(
         n_cells *= len(attr.levels)
     in_cell = cell >= 0
     weight_values = weights.to_numpy("float64")
+    if weight_values.max(initial=0.0) > 0:  # shares and Kish's n are scale-free; this keeps sums of w*w finite
+        weight_values = weight_values / weight_values.max()
     cell_sizes = np.bincount(cell[in_cell], minlength=n_cells)
 
     tables, squares, answered, country_tables = {}, {}, {}, {}
