@@ -56,12 +56,11 @@ MAX_TRAIN_ORDERS = 10  # versions of the training split kept (tokenized) for per
 def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[list[SurveyItem]]:
     """With shuffle.train, the training split with its options shuffled anew for epochs 1, 2, ... (epoch 0
     uses the order drawn by the data transforms): one version per epoch, at most MAX_TRAIN_ORDERS, cycled."""
-    if not role_flag(cfg.data.get("shuffle") or False, "train"):
+    if not role_flag(cfg.shuffle, "train"):
         return []
     max_epochs = int(cfg.trainer.max_epochs)
     epochs = min(max_epochs, MAX_TRAIN_ORDERS) if max_epochs > 0 else MAX_TRAIN_ORDERS
-    seed = int(cfg.data.get("seed") or 0)
-    return [shuffle_options(train_items, seed, epoch) for epoch in range(1, epochs)]
+    return [shuffle_options(train_items, int(cfg.seed), epoch) for epoch in range(1, epochs)]
 
 
 VALIDATION_SPLITS = ("val", "dev")  # new questions, new countries: what training validates and selects on
