@@ -62,7 +62,7 @@ class Variant:
     phase: str           # eval | train
     batch_size: int
     bucket: int = 1      # ours: pad lengths up to a multiple of this
-    cudnn_sdpa: bool = False  # SDPA may use cuDNN attention (trainer.cudnn_attention; off in the framework)
+    cudnn_sdpa: bool = False  # SDPA may use cuDNN attention (speed.cudnn_attention; off in the framework)
     orders: int = 1      # every prompt in this many option orders (permutation averaging)
     shared: bool = False  # ours with orders > 1: an item's orders share their common prefix
 

@@ -32,7 +32,7 @@ FILE_OF_DATA_TYPE = {"train": "train", "valid": "valid"}
 
 
 def compose_data(overrides: list[str]) -> DictConfig:
-    """The `data` config group composed from conf/ with overrides like ["data=wvs_en", "data.seed=3"]."""
+    """The `data` config group composed from conf/ with overrides like ["data=wvs_en", "data.dev_split=dev"]."""
     from hydra import compose, initialize_config_dir
 
     if not any(o.split("=", 1)[0].lstrip("+") == "data" for o in overrides):

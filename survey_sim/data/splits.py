@@ -289,16 +289,16 @@ def assign(spec: SplitSpec, pool: Iterable[SurveyItem], *, check_data_type: bool
     return items
 
 
-def _check_item_caps(limit, requested: dict[str, str], where: str) -> None:
-    """max_items_per_split: null, one positive integer for every split, or {split key: positive integer}."""
+def _check_item_caps(limit, requested: dict[str, str], where: str, field: str = "max_items_per_split") -> None:
+    """An item cap (`field`): null, one positive integer for every split, or {split key: positive integer}."""
     caps = limit if isinstance(limit, dict) else {None: limit}
     for key, n in caps.items():
         if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-            field = "max_items_per_split" + ("" if key is None else f"[{key!r}]")
-            raise ConfigError(f"{where}: {field} must be a positive integer or null, got {n!r}")
+            name = field + ("" if key is None else f"[{key!r}]")
+            raise ConfigError(f"{where}: {name} must be a positive integer or null, got {n!r}")
     unknown = [k for k in caps if k is not None and k not in requested]
     if unknown:
-        raise ConfigError(f"{where}: max_items_per_split names split(s) {unknown} that the run does not load; "
+        raise ConfigError(f"{where}: {field} names split(s) {unknown} that the run does not load; "
                           f"loaded: {sorted(requested)}")
 
 
@@ -398,15 +398,20 @@ def hold_out_dev(splits: dict[str, list[SurveyItem]]) -> None:
              before - len(splits["train"]), len({k[0] for k in held}), before, len(splits["train"]))
 
 
-def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
+def load_splits(data_cfg, *, seed: int = 0, max_items=None) -> dict[str, list[SurveyItem]]:
     """Items per split: {"train": [...], "val": [...], "dev": [...], <test split>: [...]}, item.split set to
-    the key; the dev split's items are taken out of the training split.
+    the key; the dev split's items are taken out of the training split. Capped splits are a subset drawn with
+    `seed`; the cap is the data config's max_items_per_split, or when that is null the run's `max_items`.
 
     Raises ConfigError for an unknown split name (listing the valid ones), a missing data folder or file,
     or a split that is empty after filtering (naming the split and its filters).
     """
     cfg = validate_data_config(data_cfg)
     requested = requested_splits(cfg)
+    limit = cfg.get("max_items_per_split")
+    if limit is None:
+        _check_item_caps(max_items, requested, "run config", field="max_items")
+        limit = max_items
     language = cfg.get("language", "en")
     filters: dict[str, str] = {}
     if cfg["source"] == "demo":
@@ -439,14 +444,13 @@ def load_splits(data_cfg) -> dict[str, list[SurveyItem]]:
         raw = hold_out_groups(raw, cfg["holdout_groups"], requested.get("train") and "train",
                               requested.get("val") and "val")
         filters[HELDOUT_GROUP_SPLIT] = f"training items of the held-out groups {cfg['holdout_groups']}"
-    seed = int(cfg.get("seed") or 0)
     hold_out_dev(raw)
     out = {}
     for key, items in raw.items():
         if not items:
             raise ConfigError(f"data config {cfg.get('name')!r}: split {key!r} is empty after filtering: "
                               f"{filters[key]}")
-        chosen = subset(items, item_cap(cfg.get("max_items_per_split"), key), seed, key)
+        chosen = subset(items, item_cap(limit, key), seed, key)
         out[key] = [it if it.split == key else it.with_(split=key) for it in chosen]
         log.info("split %s: %d items", key, len(out[key]))
     return out

@@ -157,11 +157,11 @@ def role_flag(value, key: str) -> bool:
     return bool(value)
 
 
-def apply_transforms(splits: Mapping[str, list[SurveyItem]], data_cfg) -> dict[str, list[SurveyItem]]:
-    """The configured transforms of a data config: `control` (bool or {train, eval}) swaps countries,
+def apply_transforms(splits: Mapping[str, list[SurveyItem]], settings: Mapping) -> dict[str, list[SurveyItem]]:
+    """The run's transforms, seeded by settings["seed"]: `control` (bool or {train, eval}) swaps countries,
     drawing from `control_countries` (default: every group of the splits); `shuffle` ({train, eval})
     shuffles options. The language is chosen when loading (see `load_splits`)."""
-    get = data_cfg.get
+    get = settings.get
     seed = int(get("seed") or 0)
     control, shuffle = get("control") or False, get("shuffle") or {}
     pool = list(get("control_countries") or sorted({it.country for v in splits.values() for it in v}))

@@ -86,8 +86,12 @@ def evaluated_data(cfg: DictConfig) -> DictConfig:
 
 
 def prepare_splits(cfg: DictConfig) -> tuple[dict[str, list[SurveyItem]], list[str]]:
-    """Load the splits the run uses and apply the data config's control / shuffling transforms."""
-    splits = apply_transforms(load_splits(evaluated_data(cfg)), cfg.data)
+    """Load the splits the run uses (capped by the run's max_items unless the data config caps them) and apply
+    the run's control / shuffling transforms."""
+    max_items = OmegaConf.to_container(cfg.max_items) if OmegaConf.is_config(cfg.max_items) else cfg.max_items
+    splits = load_splits(evaluated_data(cfg), seed=int(cfg.seed), max_items=max_items)
+    splits = apply_transforms(splits, {"seed": int(cfg.seed), "control": cfg.control, "shuffle": cfg.shuffle,
+                                       "control_countries": cfg.data.get("control_countries")})
     return splits, eval_split_names(cfg, splits)
 
 

@@ -19,7 +19,7 @@ from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer
 from survey_sim.modeling.prompts import PromptBuilder
 from survey_sim.modeling.simulator import SurveySimulator, add_lora, load_adapter, logged_metrics
-from survey_sim.training.trainer import build_trainer, full_parameters
+from survey_sim.training.trainer import build_trainer, configure_cuda_kernels, full_parameters
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,11 @@ MAX_TRAIN_ORDERS = 10  # versions of the training split kept (tokenized) for per
 def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[list[SurveyItem]]:
     """With shuffle.train, the training split with its options shuffled anew for epochs 1, 2, ... (epoch 0
     uses the order drawn by the data transforms): one version per epoch, at most MAX_TRAIN_ORDERS, cycled."""
-    if not role_flag(cfg.data.get("shuffle") or False, "train"):
+    if not role_flag(cfg.shuffle, "train"):
         return []
     max_epochs = int(cfg.trainer.max_epochs)
     epochs = min(max_epochs, MAX_TRAIN_ORDERS) if max_epochs > 0 else MAX_TRAIN_ORDERS
-    seed = int(cfg.data.get("seed") or 0)
-    return [shuffle_options(train_items, seed, epoch) for epoch in range(1, epochs)]
+    return [shuffle_options(train_items, int(cfg.seed), epoch) for epoch in range(1, epochs)]
 
 
 VALIDATION_SPLITS = ("val", "dev")  # new questions, new countries: what training validates and selects on
@@ -100,7 +99,7 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
         data["train"] = splits["train"]
     builder = PromptBuilder(cfg.prompt, tokenizer=tokenizer, chat_template=bool(cfg.model.chat_template),
                             steering=steering_config(cfg), family=cfg.model.get("paper_chat_format"))
-    share_prefix = bool(cfg.trainer.get("share_prefix", False))
+    share_prefix = bool(cfg.speed.share_prefix)
     if share_prefix and cfg.model.get("trust_remote_code"):
         log.info("model %r runs its own (remote) code: prefix sharing is off, since that code may not take a "
                  "key/value cache object", cfg.model.name)
@@ -110,7 +109,7 @@ def build_datamodule(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_
         eval_batch_size=int(cfg.model.eval_batch_size), seed=int(cfg.seed),
         max_length=context_length(cfg.model, tokenizer), train_split="train" if train else None,
         val_split=[s for s in VALIDATION_SPLITS if s in eval_names], eval_splits=eval_names,
-        bucket_multiple=int(cfg.trainer.get("bucket_multiple") or 1),
+        bucket_multiple=int(cfg.speed.bucket_multiple or 1),
         share_prefix=share_prefix,
         train_epoch_items=reshuffled_epochs(cfg, splits["train"]) if train else (),
         base_fn=anchor.bases if train and anchor is not None and trains_through(cfg) else None)
@@ -151,13 +150,14 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         backbone = add_lora(backbone, cfg.model.lora)
     loss_kwargs = {k: v for k, v in OmegaConf.to_container(cfg.loss, resolve=True).items() if k != "name"}
     module = SurveySimulator(
-        backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.trainer.optim.lr),
-        weight_decay=float(cfg.trainer.optim.weight_decay), warmup_steps=int(cfg.trainer.optim.warmup_steps),
-        schedule=str(cfg.trainer.optim.get("schedule", "constant")),
+        backbone, loss=cfg.loss.name, loss_kwargs=loss_kwargs, lr=float(cfg.optim.lr),
+        weight_decay=float(cfg.optim.weight_decay), warmup_steps=int(cfg.optim.warmup_steps),
+        schedule=str(cfg.optim.schedule),
         eval_split_names=eval_names, val_split=dm.val_splits, evaluate_fn=evaluate,
-        gradient_checkpointing=bool(cfg.trainer.gradient_checkpointing),
+        gradient_checkpointing=bool(cfg.speed.gradient_checkpointing),
         anchor_rule=str(cfg.anchor.rule) if anchor is not None and trains_through(cfg) else None,
         split_sizes={name: len(items) for name, items in expanded.items()})
+    configure_cuda_kernels(cfg.speed)
     trainer = build_trainer(cfg, out_dir, logger, validates=train and bool(dm.val_splits))
     extra: dict = {}
     if train and cfg.method.get("eval_before_training", False):

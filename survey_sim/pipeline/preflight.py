@@ -3,7 +3,9 @@ and the valid choices, raised before anything slow starts (`survey_sim.pipeline.
 `check_run`).
 
 Hydra itself rejects unknown group options (`model=foo` lists the available models) and unknown keys
-(`trainer.foo=1`); the checks here cover values inside the configs.
+(`trainer.foo=1`); the checks here cover values inside the configs. They stay checks by hand rather than a
+dataclass schema in Hydra's ConfigStore: a schema checks types, not ranges (lr > 0, finite), and OmegaConf
+reads the string 'no' as false for a bool field.
 """
 
 from __future__ import annotations
@@ -54,11 +56,7 @@ def _cuda_accelerator(accelerator) -> bool:
 
 
 def check_trainer(t: Mapping) -> None:
-    """Numbers and switches of the `trainer` group that Lightning would only reject after the model is loaded
-    (or that Python would read as true: the string 'no')."""
-    for key in ("share_prefix", "gradient_checkpointing", "cudnn_attention"):
-        if t.get(key) is not None:
-            _bool(t.get(key), f"trainer.{key}")
+    """Numbers of the `trainer` group that Lightning would only reject after the model is loaded."""
     if t.get("strategy") == "fsdp" and not _cuda_accelerator(t.get("accelerator")):
         raise ConfigError(f"trainer=fsdp needs CUDA GPUs (Lightning runs FSDP on GPUs only), but "
                           f"trainer.accelerator={t.get('accelerator')!r} on this machine is not a GPU; use "
@@ -74,10 +72,20 @@ def check_trainer(t: Mapping) -> None:
     precision = t.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision!r} is not one of null (automatic), {', '.join(PRECISIONS)}")
-    optim = t.get("optim") or {}
-    _number(optim.get("lr"), "trainer.optim.lr", minimum=0, strict=True)
-    _number(optim.get("weight_decay"), "trainer.optim.weight_decay", minimum=0)
-    _int(optim.get("warmup_steps"), "trainer.optim.warmup_steps", minimum=0)
+
+
+def check_optim(optim: Mapping) -> None:
+    """The `optim` group's numbers, which the optimiser would only reject when training starts."""
+    _number(optim.get("lr"), "optim.lr", minimum=0, strict=True)
+    _number(optim.get("weight_decay"), "optim.weight_decay", minimum=0)
+    _int(optim.get("warmup_steps"), "optim.warmup_steps", minimum=0)
+
+
+def check_speed(speed: Mapping) -> None:
+    """The `speed` group's switches (the string 'no' would read as true)."""
+    for key in ("share_prefix", "gradient_checkpointing", "cudnn_attention"):
+        if speed.get(key) is not None:
+            _bool(speed.get(key), f"speed.{key}")
 
 
 def check_splits(cfg: DictConfig) -> None:
@@ -157,6 +165,8 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown logger {cfg.logger.get('name')!r}; valid: {', '.join(LOGGERS)}")
     if cfg.method.get("kind") == "simulator":
         check_trainer(cfg.trainer)
+        check_optim(cfg.optim)
+        check_speed(cfg.speed)
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
         check_loss_order(cfg)
     check_splits(cfg)

@@ -60,7 +60,7 @@ def result_config(cfg: DictConfig, settings: Mapping) -> dict[str, object]:
     paths and switches that do not change its results."""
     unused = set(NON_RESULT_KEYS)
     if settings.get("model") is None:
-        unused |= {"model", "prompt", "trainer"}
+        unused |= {"model", "prompt", "trainer", "optim", "speed"}
     if settings.get("loss") is None:
         unused.add("loss")
     flat = flat_config(OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False))

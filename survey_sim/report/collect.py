@@ -195,7 +195,7 @@ def group_runs(runs: list[Run]) -> list[RunGroup]:
     Runs whose config.yaml differs in any key that affects results (not the seed; see
     IGNORED_CONFIG_KEYS) are separate groups. A group's label is the run label plus every setting
     that varies among the runs with that same label (e.g. `(loss=kl)` next to `(loss=js)`), and
-    then any config key that still tells them apart (e.g. `trainer.optim.lr=0.0005`), so labels are unique.
+    then any config key that still tells them apart (e.g. `optim.lr=0.0005`), so labels are unique.
     """
     by_label: dict[str, list[Run]] = {}
     for run in runs:

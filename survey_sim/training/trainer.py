@@ -1,4 +1,5 @@
-"""Build the Lightning Trainer and its logger from the `trainer` and `logger` config groups."""
+"""Build the Lightning Trainer and its logger from the `trainer` and `logger` config groups, and set the CUDA
+kernels of the `speed` group."""
 
 from __future__ import annotations
 
@@ -86,8 +87,8 @@ def full_parameters(trainer: L.Trainer):
     return contextlib.nullcontext()
 
 
-def configure_cuda_kernels(t: DictConfig) -> None:
-    """On CUDA: TF32 matmuls, and SDPA's cuDNN attention backend only with `trainer.cudnn_attention` (it
+def configure_cuda_kernels(speed: DictConfig) -> None:
+    """On CUDA: TF32 matmuls, and SDPA's cuDNN attention backend only with `speed.cudnn_attention` (it
     plans again for every new sequence length, and per-batch padding makes many; the issue measured batch-8
     steps 3-6x slower on an H200). Without it SDPA runs flash or memory-efficient attention."""
     if not torch.cuda.is_available():
@@ -95,7 +96,7 @@ def configure_cuda_kernels(t: DictConfig) -> None:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     if hasattr(torch.backends.cuda, "enable_cudnn_sdp"):
-        torch.backends.cuda.enable_cudnn_sdp(bool(t.get("cudnn_attention", False)))
+        torch.backends.cuda.enable_cudnn_sdp(bool(speed.cudnn_attention))
 
 
 BEST_CHECKPOINT = "best"
@@ -124,7 +125,6 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, vali
     atomically, with the random state (see survey_sim.training.checkpointing); with validation splits (`validates`)
     also the best one by the selection monitor (`selection_callbacks`)."""
     t = cfg.trainer
-    configure_cuda_kernels(t)
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
                                  auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
                                  save_top_k=1, monitor=None), RandomState(),

@@ -135,8 +135,7 @@ def test_max_items_subset_is_seeded_and_stable(tmp_path):
     assert a == b and all(len(v) == 1 for v in a.values())
     picks = set()
     for seed in range(8):
-        config.seed = seed
-        picks.add(keys(load_splits(config)["C2-Q1"])[0])
+        picks.add(keys(load_splits(config, seed=seed)["C2-Q1"])[0])
     assert picks == {("Kenya", "1"), ("Nigeria", "1")}  # different seeds choose different items
 
 
@@ -241,6 +240,16 @@ def test_per_split_item_cap_limits_only_the_named_split():
     assert len(capped["train"]) == 7 < len(full["train"])
     assert {k: len(v) for k, v in capped.items() if k != "train"} == {
         k: len(v) for k, v in full.items() if k != "train"}
+
+
+def test_run_item_cap_applies_unless_the_data_config_caps():
+    """The run's max_items caps every split when the data config's max_items_per_split is null."""
+    demo = compose_data(["data=demo"])
+    assert {len(v) for v in load_splits(demo, max_items=5).values()} == {5}
+    own = load_splits(compose_data(["data=demo", "data.max_items_per_split={train:7}"]), max_items=5)
+    assert len(own["train"]) == 7 and len(own["val"]) == len(load_splits(demo)["val"]) > 5
+    with pytest.raises(ConfigError, match=r"run config: max_items must be a positive integer or null, got 0"):
+        load_splits(demo, max_items=0)
 
 
 @pytest.mark.parametrize("cap, message", [

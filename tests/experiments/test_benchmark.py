@@ -179,7 +179,7 @@ def test_gpu_check_tiny_runs_on_cpu_without_hydra(tmp_path):
 
 @pytest.mark.parametrize("cudnn", [False, True])
 def test_cuda_kernel_settings(monkeypatch, cudnn):
-    """On CUDA the trainer enables TF32 and turns SDPA's cuDNN backend on only with trainer.cudnn_attention
+    """On CUDA the trainer enables TF32 and turns SDPA's cuDNN backend on only with speed.cudnn_attention
     (the GPU itself is simulated: this machine has none)."""
     from omegaconf import OmegaConf
 
@@ -188,7 +188,7 @@ def test_cuda_kernel_settings(monkeypatch, cudnn):
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.backends.cuda, "enable_cudnn_sdp", calls.append)
-    trainer_cfg = OmegaConf.load(REPO / "conf" / "trainer" / "default.yaml")
+    trainer_cfg = OmegaConf.load(REPO / "conf" / "speed" / "default.yaml")
     if cudnn:
         trainer_cfg.cudnn_attention = True
     saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32

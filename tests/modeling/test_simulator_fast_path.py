@@ -143,7 +143,7 @@ def test_option_logits_are_float32_under_bf16_autocast():
 @pytest.mark.parametrize("remote_code", [False, True])
 def test_prefix_sharing_is_off_for_models_running_their_own_code(remote_code):
     """A model with trust_remote_code runs modelling code that may not take a key/value cache object:
-    its batches carry no shared prefix even with trainer.share_prefix=true."""
+    its batches carry no shared prefix even with speed.share_prefix=true."""
     from hydra import compose, initialize_config_dir
 
     from survey_sim.modeling.loading import load_tokenizer
@@ -153,7 +153,7 @@ def test_prefix_sharing_is_off_for_models_running_their_own_code(remote_code):
 
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[
-            "data=demo", "model=tiny_random", "method=zs", "model.chat_template=true", "trainer.share_prefix=true",
+            "data=demo", "model=tiny_random", "method=zs", "model.chat_template=true", "speed.share_prefix=true",
             f"model.trust_remote_code={str(remote_code).lower()}", "data.demo.n_countries=4",
             "data.demo.n_questions=6"])
     splits, names = prepare_splits(cfg)

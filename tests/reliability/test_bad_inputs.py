@@ -75,11 +75,11 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("trainer.checkpoint_every_n_steps=0", r"trainer.checkpoint_every_n_steps must be an integer >= 1, got 0"),
     ("trainer.max_steps=-5", r"trainer.max_steps must be an integer >= -1, got -5"),
     ("trainer.accumulate_grad_batches=0", r"trainer.accumulate_grad_batches must be an integer >= 1"),
-    ("trainer.optim.lr=0", r"trainer.optim.lr must be a finite number > 0, got 0"),
-    ("trainer.optim.lr=nan", r"trainer.optim.lr must be a finite number > 0, got nan"),
-    ("trainer.optim.weight_decay=-0.1", r"trainer.optim.weight_decay must be a finite number >= 0"),
+    ("optim.lr=0", r"optim.lr must be a finite number > 0, got 0"),
+    ("optim.lr=nan", r"optim.lr must be a finite number > 0, got nan"),
+    ("optim.weight_decay=-0.1", r"optim.weight_decay must be a finite number >= 0"),
     ("trainer.precision=fp8", r"trainer.precision='fp8' is not one of null \(automatic\), 32-true, bf16-mixed"),
-    ("trainer.share_prefix=no", r"trainer.share_prefix must be true or false, got 'no'"),
+    ("speed.share_prefix=no", r"speed.share_prefix must be true or false, got 'no'"),
     ("trainer=fsdp", r"trainer=fsdp needs CUDA GPUs .* trainer.accelerator='cpu' on this machine is not a GPU"),
     ("data.train_split=null", r"method 'ft' trains, but data config 'demo' has no train_split"),
     ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
@@ -176,9 +176,9 @@ def test_resume_with_a_different_config(tmp_path):
     from omegaconf import OmegaConf
 
     (out / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
-    fails(tmp_path, "data=demo", *ZS, "method=ft", "resume=true", "trainer.optim.lr=0.01",
+    fails(tmp_path, "data=demo", *ZS, "method=ft", "resume=true", "optim.lr=0.01",
           match=r"resume=true in .*run, but the config differs from the run's config.yaml in 1 key\(s\): "
-                r"trainer.optim.lr: 0.0001 -> 0.01")
+                r"optim.lr: 0.0001 -> 0.01")
 
 
 @pytest.mark.parametrize("held", ["metrics.json", "checkpoints/last.ckpt"])

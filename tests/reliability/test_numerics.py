@@ -96,7 +96,7 @@ def test_diverging_training_stops_with_the_batch_named(tmp_path):
     and the loss is NaN; the run stops instead of training on, leaving an incomplete run folder."""
     out = tmp_path / "run"
     with pytest.raises(NonFiniteLossError) as info:
-        run_in_process(out, *FT, "model.dtype=float16", "trainer.optim.lr=1e4", "trainer.max_steps=6")
+        run_in_process(out, *FT, "model.dtype=float16", "optim.lr=1e4", "trainer.max_steps=6")
     message = str(info.value)
     assert "training loss is nan at epoch 0, step 1, batch 1 (items [" in message
     assert message.endswith("stopping instead of training on")

@@ -23,8 +23,8 @@ from survey_sim.modeling.simulator import SurveySimulator
 SELECTED = ["data=demo", "model=tiny_random", "logger=csv", "method=ft", "max_items=28", "model.batch_size=4",
             "trainer.max_epochs=-1", "trainer.max_steps=16", "trainer.val_check_interval=2",
             "trainer.check_val_every_n_epoch=null", "trainer.checkpoint_every_n_steps=2", "data.dev_split=dev",
-            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.optim.lr=3e-3",
-            "trainer.optim.schedule=cosine", "trainer.optim.warmup_steps=2"]
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "optim.lr=3e-3",
+            "optim.schedule=cosine", "optim.warmup_steps=2"]
 LAST_STEP = 16
 
 

@@ -43,7 +43,7 @@ def test_calibration_and_permutation_averaging_on_wvs_val():
         cfg = compose(config_name="config", overrides=[
             "data=wvs_en", "data.train_split=null", "data.test_splits=[]",
             f"max_items={N_ITEMS or 'null'}"])
-    items = load_splits(cfg.data)["val"]
+    items = load_splits(cfg.data, seed=int(cfg.seed), max_items=cfg.max_items)["val"]
     expanded, base = expand_permutations(items, 26)
     probs = LoadedSimulator(resolve_model(model="smollm2_135m")).probabilities(expanded)
 

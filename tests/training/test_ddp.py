@@ -61,7 +61,7 @@ def test_scale_out_configs_compose(strategy):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"trainer={strategy}", "trainer.devices=4", "hydra/launcher=slurm"],
                       return_hydra_config=True)
-    assert cfg.trainer.devices == 4 and cfg.trainer.share_prefix == (strategy == "ddp")
+    assert cfg.trainer.devices == 4 and cfg.speed.share_prefix == (strategy == "ddp")
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.tasks_per_node == 4 == launcher.gpus_per_node
     built = build_strategy(cfg.trainer)
