@@ -140,6 +140,13 @@ class Anchor:
         self.params = {g: AnchorParams.default(rule) for g in GROUPS}
         self.fitted: dict[str, dict] = {}
 
+    def use_params(self, params: Mapping[str, Mapping]) -> None:
+        """Take the parameters a run fitted (metrics.json "anchor" "params": group -> AnchorParams fields)."""
+        unknown = sorted(set(params) - set(GROUPS))
+        if unknown:
+            raise ConfigError(f"anchor parameters for unknown item group(s) {unknown}; groups: {', '.join(GROUPS)}")
+        self.params.update({g: AnchorParams(**dict(p)) for g, p in params.items()})
+
     def group(self, item: SurveyItem) -> str:
         return "trained" if self.question_key(item) in self.trained_questions else "new"
 

@@ -9,7 +9,8 @@ simulated per subgroup, the group described by the run's steering format (conf/s
 overrides it). Attribute labels and values are checked against the attribute definitions the run's data
 used (conf/data/attributes/wvs7.yaml without a run).
 
-The model is a run folder of `survey_sim.run` (its model config, prompt, adapter and calibration.json), a
+The model is a run folder of `survey_sim.run` (its model config, prompt, adapter, calibration.json and, for an
+anchored run, its base and the anchor's fitted parameters from metrics.json), a
 local adapter folder or Hugging Face adapter id with `--model` naming its base model config, or a model
 config alone (`--model smollm2_135m`: zero-shot). Each prediction is averaged over cyclic shifts of the
 option order (all of them by default); the range across shifts is reported as an uncertainty interval.
@@ -60,6 +61,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=_permutations, default=None,
                    help="cyclic shifts of the option order averaged per item (default: all)")
     p.add_argument("--no-calibration", action="store_true", help="ignore the run folder's calibration.json")
+    p.add_argument("--no-anchor", action="store_true",
+                   help="an anchored run's model alone, without its base and fitted combination")
     p.add_argument("--batch-size", type=int, default=None, help="prompts per forward pass")
     p.add_argument("--no-figures", action="store_true", help="write the tables only")
     return p
@@ -75,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = simulate(args.questionnaire, args.countries, args.out, language=args.language, run=args.run,
                         adapter=args.adapter, model=args.model, prompt=args.prompt,
                         permutations=args.permutations, calibration=not args.no_calibration,
+                        anchor=not args.no_anchor,
                         batch_size=args.batch_size, figures=not args.no_figures, groups=args.groups,
                         steering=args.steering)
     except SurveySimError as err:

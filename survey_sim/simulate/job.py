@@ -37,11 +37,12 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
              run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
              prompt: str | None = None, permutations: int | None = None, calibration: bool = True,
              batch_size: int | None = None, figures: bool = True, groups: str | Path | None = None,
-             steering: str | None = None) -> dict:
+             steering: str | None = None, anchor: bool = True) -> dict:
     """Simulate every country x question (x subgroup of `groups`, see `parse_groups`); write the table,
     metadata, README and figures to `out`. `steering` names a steering format replacing the run's.
 
-    `permutations`: cyclic shifts averaged per item (None: all K shifts). Returns the metadata written to
+    `permutations`: cyclic shifts averaged per item (None: all K shifts). `anchor`: apply an anchored run's base
+    and fitted rule to each shift's prediction (`survey_sim.simulate.anchor`). Returns the metadata written to
     metadata.json, with "files" listing the outputs.
     """
     if language not in ("en", "zh"):
@@ -49,7 +50,7 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
     if permutations is not None and permutations < 1:
         raise ConfigError(f"permutations must be >= 1 (or omitted for all shifts), got {permutations}")
     questions: list[Question] = read_questionnaire(questionnaire)
-    spec = resolve_model(run=run, adapter=adapter, model=model, prompt=prompt, calibration=calibration)
+    spec = resolve_model(run=run, adapter=adapter, model=model, prompt=prompt, calibration=calibration, anchor=anchor)
     demo_run = (spec.provenance.get("run_data") or {}).get("source") == "demo"
     names = resolve_countries(countries, extra=demo.COUNTRIES if demo_run else ())
     if steering is not None:
@@ -67,6 +68,8 @@ def simulate(questionnaire: str | Path, countries: str | Sequence[str], out: str
     sim = LoadedSimulator(spec, batch_size)
     loaded = time.perf_counter()
     probs = sim.probabilities(expanded, Progress(len(expanded), what))
+    if spec.anchor is not None:
+        probs = spec.anchor.apply(expanded, probs, spec.anchor.bases(expanded))
     inferred = time.perf_counter()
     table = tidy_table(items, average_copies(expanded, probs, base))
 

@@ -54,6 +54,10 @@ def readme(m: dict) -> str:
     cal = m["calibration"]
     cal_line = (f"temperature {cal['temperature']:.3f} from {cal['file']}" if cal["applied"]
                 else f"none ({cal['reason']})")
+    anchor = m.get("anchor") or {"applied": False, "reason": "-"}
+    anchor_line = (f"base {anchor['base']} (refitted on {anchor['train_items']} training items), rule "
+                   f"{anchor['rule']} with the run's fitted parameters {anchor['params']}" if anchor["applied"]
+                   else f"none ({anchor['reason']})")
     data = m.get("training_data")
     data_line = data if isinstance(data, str) else f"{data.get('name')} ({data.get('source')}, {data.get('language')})"
     return "\n".join([
@@ -63,6 +67,7 @@ def readme(m: dict) -> str:
         f"- run: {m.get('run') or '-'} (method {m.get('method')})",
         f"- training data: {data_line}",
         f"- calibration: {cal_line}",
+        f"- anchor: {anchor_line}",
         f"- prompt: {m['prompt']}, language {m['language']}",
         (f"- option-order averaging: {m['permutations']['requested']} cyclic shifts "
          f"(per item: {m['permutations']['per_item']})"),

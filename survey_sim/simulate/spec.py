@@ -12,19 +12,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.calibration import read_calibration
+from survey_sim.modeling.anchoring import Anchor
 from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import validate_model_config
-from survey_sim.paths import config_dir
+from survey_sim.simulate.anchor import run_anchor
 from survey_sim.simulate.groups import default_attributes, steering_format
 
 log = logging.getLogger(__name__)
 
-CONF = config_dir()
-
-
 @dataclass
 class ModelSpec:
-    """What to load: model config, prompt template, adapter, temperature, and where each came from."""
+    """What to load: model config, prompt template, adapter, temperature, anchor, and where each came from."""
 
     model_cfg: DictConfig
     prompt: str | dict = "paper"
@@ -33,6 +31,7 @@ class ModelSpec:
     provenance: dict = field(default_factory=dict)
     steering: dict | None = None  # the steering format of subgroup prompts (None: none)
     attributes: dict = field(default_factory=dict)  # attribute definitions of the run's data
+    anchor: Anchor | None = None  # an anchored run's base and fitted rule, applied to the model's predictions
 
 
 def _model_config(name_or_path: str) -> DictConfig:
@@ -67,7 +66,7 @@ def _run_calibration(run_dir: Path, use: bool) -> dict:
             "kl_after": record.get(f"{split}_after", {}).get("kl")}
 
 
-def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration: bool) -> ModelSpec:
+def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration: bool, anchor: bool) -> ModelSpec:
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir} is not a run folder of survey_sim.run (no config.yaml)")
     run_dir = run_dir.absolute()
@@ -91,16 +90,18 @@ def _run_spec(run_dir: Path, model: str | None, prompt: str | None, calibration:
         "run_data": run_data, "calibration": _run_calibration(run_dir, calibration),
         **(_adapter_info(str(adapter)) if has_adapter else {"adapter": None}),
     }
+    anchored, provenance["anchor"] = run_anchor(run_dir, cfg, metrics, anchor)
     steering = cfg.get("steering")
     attributes = data.get("attributes") or (data.get("demo") or {}).get("attributes")
     return ModelSpec(model_cfg, prompt or OmegaConf.to_container(cfg.prompt, resolve=True),
                      str(adapter) if has_adapter else None, provenance["calibration"]["temperature"], provenance,
                      steering_format("bio") if steering is None else OmegaConf.to_container(steering, resolve=True),
-                     OmegaConf.to_container(attributes, resolve=True) if attributes else default_attributes())
+                     OmegaConf.to_container(attributes, resolve=True) if attributes else default_attributes(),
+                     anchored)
 
 
 def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, model: str | None = None,
-                  prompt: str | None = None, calibration: bool = True) -> ModelSpec:
+                  prompt: str | None = None, calibration: bool = True, anchor: bool = True) -> ModelSpec:
     """A ModelSpec from exactly one of: a run folder (`model` may override its model config), an adapter
     (local folder or Hugging Face id, with `model` naming its base model config), or a model config alone."""
     from survey_sim.pipeline.model_run import resolve_adapter
@@ -108,19 +109,21 @@ def resolve_model(*, run: str | Path | None = None, adapter: str | None = None, 
     if run is not None and adapter is not None:
         raise ConfigError("give either --run or --adapter, not both")
     if run is not None:
-        return _run_spec(Path(run), model, prompt, calibration)
+        return _run_spec(Path(run), model, prompt, calibration, anchor)
     if model is None:
         raise ConfigError("name the model: --run RUN_DIR, or --model NAME (zero-shot, or the base model of "
                           "--adapter)")
     model_cfg = _model_config(model)
     no_cal = {"applied": False, "temperature": 1.0, "reason": "no run folder (calibration is read from --run)"}
+    no_anchor = {"applied": False, "reason": "no run folder (an anchor is read from --run)"}
     if adapter is not None:
         path = resolve_adapter(adapter)
         return ModelSpec(model_cfg, prompt or "paper", path, 1.0,
-                         {"run": None, "method": "adapter", "calibration": no_cal, **_adapter_info(path),
+                         {"run": None, "method": "adapter", "calibration": no_cal, "anchor": no_anchor,
+                          **_adapter_info(path),
                           "training_data": "unknown (adapter given without its run folder)"},
                          steering_format("bio"), default_attributes())
     return ModelSpec(model_cfg, prompt or "paper", None, 1.0,
-                     {"run": None, "method": "zs", "adapter": None, "calibration": no_cal,
+                     {"run": None, "method": "zs", "adapter": None, "calibration": no_cal, "anchor": no_anchor,
                       "training_data": "none (zero-shot: no survey fine-tuning)"},
                      steering_format("bio"), default_attributes())

@@ -209,3 +209,55 @@ def test_bad_groups(questionnaire, tmp_path, capsys, groups, words):
     assert main(["--questionnaire", str(questionnaire), "--countries", "Kenya", "--model", "tiny_random",
                  "--out", str(tmp_path / "o"), "--groups", groups]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_simulate_applies_an_anchored_runs_fitted_parameters(tmp_path, monkeypatch):
+    """An anchored run (anchor=prior on the demo survey, 2 dev countries): simulate refits the base on the run's
+    training split and applies the parameters of metrics.json. With the model's weight set to 0 there, it
+    returns the base exactly: the question prior on a trained question, uniform on a new one."""
+    from hydra import compose, initialize_config_dir
+
+    from survey_sim.pipeline.job import prepare_splits, run
+    from survey_sim.run import CONFIG_DIR
+
+    run_dir = tmp_path / "run"
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[
+            "data=demo", "model=tiny_random", "method=ft", "anchor=prior", "data.dev_split=dev",
+            "trainer.max_steps=2", "logger=csv", "data.demo.n_countries=6", "data.demo.n_questions=8",
+            "trainer.enable_progress_bar=false", f"output_dir={run_dir}"])
+    metrics = run(cfg)
+    assert metrics["anchor"]["base"] == "prior" and set(metrics["anchor"]["params"]) == {"trained", "new"}
+    train = prepare_splits(cfg)[0]["train"]
+    trained = train[0]
+    questions = tmp_path / "q.yaml"
+    questions.write_text(json.dumps({"questions": [
+        {"id": trained.question_id, "text": trained.question, "options": list(trained.options)},
+        {"id": "remote_work", "text": "Should employers allow working from home?", "options": ["Yes", "No"]}]}))
+    monkeypatch.delenv("SURVEY_SIM_DATA", raising=False)
+
+    def simulate(out, *extra):
+        assert main(["--questionnaire", str(questions), "--countries", "Kenya", "--run", str(run_dir), "--out",
+                     str(tmp_path / out), "--no-figures", "--permutations", "2", *extra]) == 0
+        table = pd.read_csv(tmp_path / out / "simulation.csv")
+        return ({q: part["probability"].to_numpy() for q, part in table.groupby("question_id")},
+                json.loads((tmp_path / out / "metadata.json").read_text()))
+
+    record = json.loads((run_dir / "metrics.json").read_text())
+    record["anchor"]["params"] = {g: {"model_weight": 0.0, "base_weight": 1.0, "temperature": 1.0}
+                                  for g in ("trained", "new")}
+    (run_dir / "metrics.json").write_text(json.dumps(record))
+    base_only, meta = simulate("base")
+    assert meta["anchor"]["applied"] and meta["anchor"]["base"] == "prior"
+    assert meta["anchor"]["train_items"] == len(train)
+    per_country = {}
+    for it in train:
+        if it.question_id == trained.question_id:
+            per_country.setdefault(it.group, []).append(it.distribution)
+    prior = np.mean([np.mean(d, axis=0) for d in per_country.values()], axis=0)
+    np.testing.assert_allclose(base_only[trained.question_id], prior, atol=1e-6)
+    np.testing.assert_allclose(base_only["remote_work"], [0.5, 0.5], atol=1e-9)
+
+    model_alone, meta = simulate("model", "--no-anchor")
+    assert not meta["anchor"]["applied"] and "--no-anchor" in meta["anchor"]["reason"]
+    assert not np.allclose(model_alone[trained.question_id], prior, atol=1e-3)
