@@ -42,6 +42,7 @@ class Run:
     predictions: pd.DataFrame = field(repr=False)
     config: dict = field(default_factory=dict, repr=False)  # flattened config.yaml, ignored keys removed
     validations: list[dict] = field(default_factory=list)  # metrics.json "validations" of a fine-tuning run
+    anchor: dict = field(default_factory=dict)  # metrics.json "anchor" of an anchored simulator: base, rule, fits
 
     @property
     def settings(self) -> tuple:
@@ -126,7 +127,8 @@ def load_run(path: str | os.PathLike) -> Run | SkippedRun:
                                     f"{counts.get(split, 0)} (truncated?)")
     history = metrics.get("history") or []
     return Run(path=path, run=metrics["run"], splits=metrics["splits"], history=list(history), predictions=preds,
-               config=_result_config(path / "config.yaml"), validations=list(metrics.get("validations") or []))
+               config=_result_config(path / "config.yaml"), validations=list(metrics.get("validations") or []),
+               anchor=dict(metrics.get("anchor") or {}))
 
 
 def _result_config(path: Path) -> dict[str, str]:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from survey_sim.baselines import TRIVIAL_BASELINES
 from survey_sim.evaluation.intervals import Interval
 from survey_sim.evaluation.metrics import METRIC_REGISTRY
-from survey_sim.report.collect import RunGroup
+from survey_sim.report.collect import Run, RunGroup
 from survey_sim.report.render import CLUSTERING_WORDS, to_markdown
 
 if TYPE_CHECKING:
@@ -54,6 +54,31 @@ def best_baseline_markdown(report: Report) -> list[str]:
     return [*lines, ""]
 
 
+def anchor_markdown(runs: list[Run]) -> list[str]:
+    """The fitted weights of each anchored run, per item group, with the cross-validated gain that decided
+    whether the model is used (none without anchored runs)."""
+    anchored = [r for r in runs if r.anchor.get("fitted")]
+    if not anchored:
+        return []
+    lines = ["## Anchored simulators: fitted weights", "",
+             ("Per item group: the split the weights were fitted on, the weights used (model weight 0: the base "
+              "alone), the cross-validated KL gain over the base per cluster with its standard error (the model "
+              "is used only when the gain exceeds one standard error), and the fit before that check."), "",
+             "| row | seed | base, rule | group | fit on (items) | model weight | base weight | T | CV gain +- SE "
+             "| model used | fit without the check |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for run in anchored:
+        a = run.anchor
+        for group, f in sorted(a["fitted"].items()):
+            raw = f.get("fit_without_cv") or {}
+            lines.append(
+                f"| {run.label} | {run.run.get('seed')} | {a.get('base')}, {a.get('rule')} | {group} | "
+                f"{f.get('split')} ({f.get('n_items')}) | {f['model_weight']:.3f} | {f['base_weight']:.3f} | "
+                f"{f['temperature']:.3f} | {f['cv_gain_per_cluster']:+.4f} +- {f['cv_gain_se']:.4f} | "
+                f"{'yes' if f.get('model_used') else 'no'} | "
+                + (", ".join(f"{k} {v:.3f}" for k, v in raw.items()) or "-") + " |")
+    return lines + [""]
+
+
 def report_markdown(report: Report, inputs: list[str], groups: list[RunGroup], n_boot: int, clustering: str) -> str:
     """report.md: the inputs, skipped runs, the rows, a section per table, subgroups, comparisons, figures."""
     lines = ["# survey-sim report", "",
@@ -77,6 +102,7 @@ def report_markdown(report: Report, inputs: list[str], groups: list[RunGroup], n
         lines += [f"## {table.title} ({better} is better)", "", to_markdown(table), ""]
     lines += _subgroup_section(groups, report.splits)
     lines += best_baseline_markdown(report)
+    lines += anchor_markdown(report.runs)
     lines += differences_markdown(report)
     plots = [f for f in report.files if f.suffix == ".png"]
     if plots:

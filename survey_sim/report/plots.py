@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from survey_sim.evaluation.metrics import METRIC_REGISTRY, SELECTION_METRIC, diversity
 from survey_sim.io import atomic_write_bytes, slug
@@ -130,6 +131,36 @@ def plot_validation_curves(runs: list[Run]) -> Figure | None:
     return fig
 
 
+def plot_anchor_weights(runs: list[Run]) -> Figure | None:
+    """Per anchored run and item group: the fitted weights (before the one-standard-error check; hatched when
+    the check rejected the model and the base was used) and the cross-validated KL gain over the base with one
+    standard error. None without anchored runs."""
+    fits = [(f"{r.label} seed={r.run.get('seed')}\n{group}", f) for r in runs
+            for group, f in sorted((r.anchor.get("fitted") or {}).items())]
+    if not fits:
+        return None
+    fig = Figure(figsize=(10, 1.2 + 0.6 * len(fits)))
+    weights, gains = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(fits))
+    for offset, key, color in ((-0.2, "model_weight", "C0"), (0.2, "base_weight", "C1")):
+        values = [(f.get("fit_without_cv") or f)[key] for _, f in fits]
+        bars = weights.barh(y + offset, values, height=0.4, color=color, label=key.replace("_", " "))
+        for bar, (_, f) in zip(bars, fits):
+            if not f.get("model_used"):
+                bar.set_hatch("//")
+    weights.set_yticks(y, [label for label, _ in fits], fontsize=7)
+    weights.set_xlabel("fitted weight (hatched: rejected, the base is used)")
+    weights.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncol=2, frameon=False)
+    gains.errorbar([f["cv_gain_per_cluster"] for _, f in fits], y, xerr=[f["cv_gain_se"] for _, f in fits],
+                   fmt="o", color="k", capsize=3)
+    gains.axvline(0.0, color="grey", linewidth=0.8)
+    gains.xaxis.set_major_locator(MaxNLocator(4))
+    gains.set_xlabel("cross-validated KL gain over the base (± 1 SE)")
+    fig.suptitle("anchored simulators: fitted weights", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def choose_items(group: RunGroup, n: int = 3, splits: list[str] | None = None) -> list[ItemKey]:
     """The `n` items with the highest and the `n` with the lowest 1-JSD (within `splits`, if given)."""
     items = group.items()
@@ -237,6 +268,9 @@ def write_plots(groups: list[RunGroup], runs: list[Run], splits: list[str], plot
     validation = plot_validation_curves(runs)
     if validation is not None:
         files.append(save_figure(validation, plot_dir / "validation_curves.png"))
+    anchor = plot_anchor_weights(runs)
+    if anchor is not None:
+        files.append(save_figure(anchor, plot_dir / "anchor_weights.png"))
     for i, group in enumerate(groups):
         fig = plot_items(group, items or choose_items(group, 3, splits))
         if fig is not None:

@@ -100,3 +100,38 @@ def test_cli_paired_difference_and_clustering(results, tmp_path):
     assert main([str(paths["ft"]), "--out", str(out), "--no-plots", "--cluster", "item", "--metrics", "jsd"]) == 0
     assert "resampling items (" in (out / "report.md").read_text()
     assert main([str(paths["ft"]), "--out", str(out), "--no-plots", "--diff", "tiny / ft", "nope"]) == 2
+
+
+def test_report_shows_the_fitted_anchor_weights(tmp_path):
+    """An anchored run's metrics.json "anchor" (here a real Anchor fitted on val with a fake model that knows
+    part of the answers) becomes a table of the fitted weights and the anchor_weights figure."""
+    import json
+
+    import numpy as np
+
+    from survey_sim.data.demo import make_demo_survey
+    from survey_sim.modeling.anchoring import Anchor
+    from tests.report.fake_runs import write_run
+
+    splits = make_demo_survey(seed=0, n_countries=8, n_questions=10)
+    val = splits["val"]
+    width = max(it.num_options for it in val)
+    lm = np.zeros((len(val), width))
+    for i, it in enumerate(val):
+        lm[i, : it.num_options] = 0.5 * np.asarray(it.distribution) + 0.5 / it.num_options
+    anchor = Anchor("prior", "loglinear", splits["train"])
+    anchor.fit("new", val, lm, anchor.bases(val))
+    run_dir = write_run(tmp_path / "anchored", "ft", splits, model="tiny", mix_with_truth=0.5)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["anchor"] = anchor.summary()
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+
+    out = tmp_path / "rep"
+    assert main([str(run_dir), "--out", str(out), "--bootstrap", "0"]) == 0
+    md = (out / "report.md").read_text()
+    fit = anchor.summary()["fitted"]["new"]
+    assert "## Anchored simulators: fitted weights" in md
+    row = next(line for line in md.splitlines() if line.startswith("| tiny / ft | 0 | prior, loglinear | new |"))
+    assert f"| val ({len(val)}) |" in row and f"{fit['cv_gain_per_cluster']:+.4f}" in row
+    assert ("| yes |" if fit["model_used"] else "| no |") in row
+    assert (out / "plots" / "anchor_weights.png").read_bytes().startswith(PNG)
