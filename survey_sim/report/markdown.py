@@ -64,8 +64,8 @@ def anchor_markdown(runs: list[Run]) -> list[str]:
              ("Per item group: the split the weights were fitted on, the weights used (model weight 0: the base "
               "alone), the cross-validated KL gain over the base per cluster with its standard error (the model "
               "is used only when the gain exceeds one standard error), and the fit before that check."), "",
-             "| row | seed | base, rule | group | fit on (items) | model weight | base weight | T | CV gain +- SE "
-             "| model used | fit without the check |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             ("| row | seed | base, rule | group | fit on (items) | model weight | base weight | T | CV gain +- SE "
+             "| model used | fit without the check |"), "|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in anchored:
         a = run.anchor
         for group, f in sorted(a["fitted"].items()):
