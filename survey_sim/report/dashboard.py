@@ -1,8 +1,8 @@
 """W&B report for the paper's ablations: 1-JSD per split grouped by model x method, loss, option shuffling and
 permutations, language, the country-swap control, and the fidelity of every method against the baselines.
 
-    python -m survey_sim.dashboard --project survey-sim --entity ME --sweep paper_table4-2026-11-30_15-52-00
-    python -m survey_sim.dashboard --project survey-sim --sweep multirun/2026-11-30/15-52-00   # a sweep folder
+    python -m survey_sim.report.dashboard --project survey-sim --entity ME --sweep paper_table4-2026-11-30_15-52-00
+    python -m survey_sim.report.dashboard --project survey-sim --sweep multirun/2026-11-30/15-52-00   # a sweep folder
 
 `--sweep` names the runs' W&B group, or a sweep folder whose offline runs give the group and the splits.
 Saving the report needs a W&B login; offline (WANDB_MODE=offline or --offline) the report's specification is
@@ -112,7 +112,7 @@ def sweep_from_folder(folder: Path) -> tuple[str | None, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m survey_sim.dashboard", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m survey_sim.report.dashboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--project", required=True, help="W&B project of the runs (logger.project)")
     parser.add_argument("--entity", help="W&B entity (user or team); default: your default entity")
     parser.add_argument("--sweep", help="the runs' W&B group, or a sweep folder holding offline runs")
