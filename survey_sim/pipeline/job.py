@@ -25,8 +25,8 @@ from survey_sim.evaluation.group_metrics import group_metrics
 from survey_sim.evaluation.noise_ceiling import add_ceiling
 from survey_sim.evaluation.rows import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
-from survey_sim.modeling.loading import validate_model_config
 from survey_sim.modeling.losses import LOSSES
+from survey_sim.modeling.model_config import validate_model_config
 from survey_sim.pipeline.outputs import run_info, write_config, write_results
 from survey_sim.pipeline.preflight import check_run
 from survey_sim.pipeline.printed import format_baselines, format_comparison, format_table
