@@ -17,8 +17,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.baselines import BASELINES
+from survey_sim.data.data_config import data_files
+from survey_sim.data.holdouts import HELDOUT_GROUP_SPLIT
 from survey_sim.data.item import SurveyItem
-from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, data_files, load_splits
+from survey_sim.data.splits import load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.group_metrics import group_metrics
