@@ -148,9 +148,9 @@ class SurveySimulator(L.LightningModule):
 
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with shared prefixes (see `collate`)
-        runs each prefix once (`prefixed_last_hidden`). In training with gradient checkpointing (which drops caches) or with any dropout
-        active, the prefixes are put back in front of every row instead (`whole_rows`): a batch-size-1 prefix
-        pass would share one dropout mask across all rows of the batch."""
+        runs each prefix once (`prefixed_last_hidden`). In training with gradient checkpointing (which drops
+        caches) or with any dropout active, the prefixes are put back in front of every row instead
+        (`whole_rows`): a batch-size-1 prefix pass would share one dropout mask across all rows of the batch."""
         prefix, items = batch.get("prefix_ids"), batch.get("item_prefix_ids")
         if (prefix is None and items is None) or (self.training and (self._checkpointing
                                                                      or has_active_dropout(body))):
