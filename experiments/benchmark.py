@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("note: SURVEY_SIM_DATA is unset; benchmarking on the synthetic demo survey", file=sys.stderr)
 
     from survey_sim.modeling.loading import load_backbone
-    from survey_sim.modeling.simulator import SurveySimulator, add_lora
+    from survey_sim.modeling.lora import add_lora
+    from survey_sim.modeling.simulator import SurveySimulator
 
     cfg = compose_config(args.model, data)
     torch.manual_seed(args.seed)

@@ -38,7 +38,8 @@ import bench
 
 from survey_sim.data.batching import EncodedItem, whole_rows
 from survey_sim.io import atomic_write_json
-from survey_sim.modeling.simulator import SurveySimulator, add_lora
+from survey_sim.modeling.lora import add_lora
+from survey_sim.modeling.simulator import SurveySimulator
 
 ARCHS = {  # from the models' published config.json files
     "llama3_8b": ("llama", {"hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,

@@ -9,9 +9,9 @@ from omegaconf import DictConfig
 
 from survey_sim.baselines import BASELINES, TRIVIAL_BASELINES, Baseline, make_baseline
 from survey_sim.data.item import SurveyItem
+from survey_sim.evaluation.metrics import logged_metrics
 from survey_sim.evaluation.orders import expand_permutations
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
-from survey_sim.modeling.simulator import logged_metrics
 
 log = logging.getLogger(__name__)
 

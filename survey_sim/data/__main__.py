@@ -20,7 +20,9 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.data import demo
-from survey_sim.data.splits import Registry, assign, load_splits, requested_splits, validate_data_config
+from survey_sim.data.data_config import requested_splits, validate_data_config
+from survey_sim.data.registry import Registry
+from survey_sim.data.splits import assign, load_splits
 from survey_sim.errors import ConfigError, SurveySimError
 from survey_sim.paths import config_dir
 

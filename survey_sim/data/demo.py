@@ -153,7 +153,7 @@ def make_demo_survey(seed: int = 0, n_countries: int = 12, n_questions: int = 30
     questions; test-unseen-question = seen countries x test questions; test-unseen-both = unseen countries
     x test questions. With `n_dev_countries` > 0 also dev = the training items of the first `n_dev_countries`
     training countries by name (they stay in train too; `data.dev_split=dev` takes them out of it, see
-    `survey_sim.data.splits.hold_out_dev`).
+    `survey_sim.data.holdouts.hold_out_dev`).
 
     With `group_by` (names in `attributes`, a mapping of attribute definitions), `n_respondents` per country
     are drawn (`make_demo_respondents`) and each item is one (country, subgroup, question) cell built by the

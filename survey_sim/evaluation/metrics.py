@@ -89,6 +89,11 @@ REPORTED_METRICS = tuple(name for name, m in METRIC_REGISTRY.items() if m.report
 SELECTION_METRIC = "selection/jsd"
 
 
+def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:
+    """A split's metric summary as logged: `<prefix>/<metric>` (val/..., test/<split>/...), item count left out."""
+    return {f"{prefix}/{k}": float(v) for k, v in summary.items() if k != "n_items"}
+
+
 def _distribution(x, name: str) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 1 or a.size < 1:

@@ -2,100 +2,28 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 
 import lightning as L
 import torch
 from torch import nn
-from transformers import DynamicCache
 
 from survey_sim.data.batching import whole_rows
 from survey_sim.errors import SurveySimError
-from survey_sim.evaluation.metrics import SELECTION_METRIC
+from survey_sim.evaluation.metrics import SELECTION_METRIC, logged_metrics
 from survey_sim.modeling.anchoring import AnchorParams, combine
 from survey_sim.modeling.losses import RAW_LOGIT_LOSSES, SCALE_LOSSES, get_loss, masked_log_softmax
+from survey_sim.modeling.optim import SCHEDULES, adamw
+from survey_sim.modeling.prefix_cache import prefixed_last_hidden
 
 log = logging.getLogger(__name__)
 
 MAX_OPTIONS = 26
-SCHEDULES = ("constant", "linear", "cosine")
 
 
 class NonFiniteLossError(SurveySimError, FloatingPointError):
     """The training loss became NaN or infinite."""
-
-
-def add_lora(backbone: nn.Module, lora: Mapping) -> nn.Module:
-    """Wrap `backbone` in a PEFT LoRA adapter (r, alpha, dropout, target_modules from `lora`)."""
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=int(lora["r"]), lora_alpha=int(lora["alpha"]), lora_dropout=float(lora["dropout"]),
-                        target_modules=list(lora["target_modules"]), bias="none", task_type="CAUSAL_LM")
-    return get_peft_model(backbone, config)
-
-
-def load_adapter(backbone: nn.Module, path: str, *, trainable: bool) -> nn.Module:
-    """Load a saved PEFT adapter (a folder written by `save_adapter`, or a Hugging Face adapter id)."""
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(backbone, path, is_trainable=trainable)
-
-
-class PrefixCache(DynamicCache):
-    """Keys and values of prompt prefixes, computed once: the batch's prefix (batch size 1) or its items'
-    prefixes (one row per item). Once `frozen`, each layer returns them joined to the batch's own keys and
-    values without storing those, so evaluation keeps no [B, T] keys and values of every layer alive; row i
-    of the batch gets prefix row `rows[i]` (`rows` None: the one prefix row, expanded)."""
-
-    frozen = False
-    rows: torch.Tensor | None = None
-
-    @classmethod
-    def new(cls, config) -> PrefixCache:
-        try:
-            return cls(config=config)
-        except TypeError:  # transformers 4.x
-            return cls()
-
-    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, layer_idx: int, *args, **kwargs):
-        if not self.frozen:
-            keys, values = super().update(key_states, value_states, layer_idx, *args, **kwargs)
-            self.prefix = getattr(self, "prefix", {})
-            self.prefix[layer_idx] = (keys, values)
-            return keys, values
-        keys, values = self.prefix[layer_idx]
-        if self.rows is not None:
-            keys, values = keys[self.rows], values[self.rows]
-        b = key_states.shape[0]
-        return (torch.cat([keys.expand(b, -1, -1, -1), key_states], dim=-2),
-                torch.cat([values.expand(b, -1, -1, -1), value_states], dim=-2))
-
-    def repeated(self, config, n: int) -> PrefixCache:
-        """A new (not frozen) cache holding this one's prefix repeated for n rows, to run n continuations."""
-        out = PrefixCache.new(config)
-        for layer_idx, (keys, values) in sorted(self.prefix.items()):
-            out.update(keys.expand(n, -1, -1, -1), values.expand(n, -1, -1, -1), layer_idx)
-        return out
-
-
-def lr_factor(step: int, *, warmup: int, total: int, schedule: str) -> float:
-    """The learning rate's multiplier at optimizer step `step`: linear warm-up over `warmup` steps, then
-    constant, or decaying to 0 at step `total` linearly or along a half cosine."""
-    if warmup > 0 and step < warmup:
-        return (step + 1) / warmup
-    if schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 1.0 - progress if schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:
-    """A split's metric summary as logged: `<prefix>/<metric>` (val/..., test/<split>/...), item count left out."""
-    return {f"{prefix}/{k}": float(v) for k, v in summary.items() if k != "n_items"}
 
 
 WRAPPER_PREFIXES = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
@@ -220,40 +148,15 @@ class SurveySimulator(L.LightningModule):
 
     def _last_hidden(self, body: nn.Module, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The decoder's last hidden state at the last position. A batch with shared prefixes (see `collate`)
-        runs the batch's prefix once (batch size 1), then its items' prefixes (one row per item) against those
-        keys and values, then the rest of every prompt against the cached keys and values of its prefixes
-        (`PrefixCache`). In training with gradient checkpointing (which drops caches) or with any dropout
-        active, the prefixes are put back in front of every row instead (`whole_rows`): a batch-size-1 prefix
-        pass would share one dropout mask across all rows of the batch."""
+        runs each prefix once (`prefixed_last_hidden`). In training with gradient checkpointing (which drops
+        caches) or with any dropout active, the prefixes are put back in front of every row instead
+        (`whole_rows`): a batch-size-1 prefix pass would share one dropout mask across all rows of the batch."""
         prefix, items = batch.get("prefix_ids"), batch.get("item_prefix_ids")
         if (prefix is None and items is None) or (self.training and (self._checkpointing
                                                                      or has_active_dropout(body))):
             ids, mask, pos = whole_rows(batch)
             return body(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).last_hidden_state[:, -1]
-        # transformers >= 5 names the argument `cache` (`past_key_values` goes away in 5.40)
-        key = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
-        ids, mask = batch["input_ids"], batch["attention_mask"]
-        cache = PrefixCache.new(body.config)
-        past = mask.new_ones(1, 0)  # the attention mask of what the cache holds
-        if prefix is not None:
-            p = prefix.shape[0]
-            body(input_ids=prefix[None], position_ids=torch.arange(p, device=ids.device)[None], use_cache=True,
-                 **{key: cache})
-            past = mask.new_ones(1, p)
-        if items is not None:
-            g = items.shape[0]
-            if prefix is not None:
-                cache = cache.repeated(body.config, g)
-            past = torch.cat([past.expand(g, -1), batch["item_prefix_mask"]], dim=1)
-            body(input_ids=items, attention_mask=past, position_ids=batch["item_prefix_position_ids"],
-                 use_cache=True, **{key: cache})
-            cache.rows = batch["item_of_row"]
-            past = past[cache.rows]
-        cache.frozen = True
-        mask = torch.cat([past.expand(ids.shape[0], -1), mask], dim=1)
-        out = body(input_ids=ids, attention_mask=mask, position_ids=batch["position_ids"], use_cache=True,
-                   **{key: cache})
-        return out.last_hidden_state[:, -1]
+        return prefixed_last_hidden(body, batch)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Masked log-probabilities [B, K] over each item's options."""
@@ -300,13 +203,9 @@ class SurveySimulator(L.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         if not params:
             raise SurveySimError("nothing to train: the model has no trainable parameters (no LoRA adapter?)")
-        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.warmup_steps <= 0 and self.schedule == "constant":
-            return opt
         total = max(1, int(self.trainer.estimated_stepping_batches)) if self.schedule != "constant" else 1
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(lr_factor, warmup=self.warmup_steps, total=total,
-                                                               schedule=self.schedule))
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw(params, lr=self.lr, weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
+                     schedule=self.schedule, total_steps=total)
 
     # ---- evaluation ----------------------------------------------------------------------------------
     def weights_state(self) -> tuple[int, float]:

@@ -17,16 +17,18 @@ from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.baselines import BASELINES
+from survey_sim.data.data_config import data_files
+from survey_sim.data.holdouts import HELDOUT_GROUP_SPLIT
 from survey_sim.data.item import SurveyItem
-from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, data_files, load_splits
+from survey_sim.data.splits import load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.group_metrics import group_metrics
 from survey_sim.evaluation.noise_ceiling import add_ceiling
 from survey_sim.evaluation.rows import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
-from survey_sim.modeling.loading import validate_model_config
 from survey_sim.modeling.losses import LOSSES
+from survey_sim.modeling.model_config import validate_model_config
 from survey_sim.pipeline.outputs import run_info, write_config, write_results
 from survey_sim.pipeline.preflight import check_run
 from survey_sim.pipeline.printed import format_baselines, format_comparison, format_table

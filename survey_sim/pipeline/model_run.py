@@ -13,12 +13,14 @@ from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import role_flag, shuffle_options
 from survey_sim.errors import ConfigError, SurveySimError
+from survey_sim.evaluation.metrics import logged_metrics
 from survey_sim.evaluation.orders import expand_permutations
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
 from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer
+from survey_sim.modeling.lora import add_lora, load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
-from survey_sim.modeling.simulator import SurveySimulator, add_lora, load_adapter, logged_metrics
+from survey_sim.modeling.simulator import SurveySimulator
 from survey_sim.training.trainer import build_trainer, configure_cuda_kernels, full_parameters
 
 log = logging.getLogger(__name__)

@@ -90,7 +90,7 @@ def check_speed(speed: Mapping) -> None:
 
 def check_splits(cfg: DictConfig) -> None:
     """A training method needs a training split; evaluation splits must be splits the data config loads."""
-    from survey_sim.data.splits import split_names
+    from survey_sim.data.data_config import split_names
 
     names = split_names(cfg.data)
     if cfg.method.get("train") and "train" not in names:

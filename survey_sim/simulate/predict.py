@@ -17,8 +17,9 @@ from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ModelUnavailableError, SurveySimError
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer
+from survey_sim.modeling.lora import load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
-from survey_sim.modeling.simulator import MAX_OPTIONS, SurveySimulator, load_adapter
+from survey_sim.modeling.simulator import MAX_OPTIONS, SurveySimulator
 from survey_sim.simulate.spec import ModelSpec
 
 log = logging.getLogger(__name__)

@@ -99,8 +99,8 @@ def test_eval_splits_loads_only_the_evaluated_splits(tmp_path, data_root):
     default test splits fails on the first empty one."""
     from omegaconf import OmegaConf
 
+    from survey_sim.data.registry import Registry
     from survey_sim.data.sources import load_processed, write_processed
-    from survey_sim.data.splits import Registry
     from survey_sim.paths import config_dir
 
     registry = Registry.from_config(OmegaConf.to_container(OmegaConf.load(config_dir() / "data/registry/paper.yaml")))

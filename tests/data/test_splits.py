@@ -11,16 +11,11 @@ import numpy as np
 import pytest
 
 from survey_sim.data.__main__ import compose_data, main
+from survey_sim.data.data_config import data_files, split_names, validate_data_config
 from survey_sim.data.item import LETTERS, SurveyItem
+from survey_sim.data.registry import Registry, parse_ids
 from survey_sim.data.sources import write_processed
-from survey_sim.data.splits import (
-    Registry,
-    data_files,
-    load_splits,
-    parse_ids,
-    split_names,
-    validate_data_config,
-)
+from survey_sim.data.splits import load_splits
 from survey_sim.errors import ConfigError
 
 WVS_TESTS = ["C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3"]

@@ -39,7 +39,7 @@ def test_naive_collate_left_pads_to_the_fixed_length():
 def test_flop_count_and_card_peaks():
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from survey_sim.modeling.simulator import add_lora
+    from survey_sim.modeling.lora import add_lora
 
     cfg = LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
                       num_attention_heads=4, num_key_value_heads=2)
@@ -90,7 +90,8 @@ def test_lightning_evaluates_under_inference_mode(tmp_path, tiny_cfg):
 def test_benchmark_on_a_tiny_model_agrees_and_reports_both_paths(tiny_cfg):
     benchmark = _script("benchmark")
     from survey_sim.modeling.loading import load_backbone
-    from survey_sim.modeling.simulator import SurveySimulator, add_lora
+    from survey_sim.modeling.lora import add_lora
+    from survey_sim.modeling.simulator import SurveySimulator
 
     cfg = benchmark.compose_config("tiny_random", "demo")
     items, note = benchmark.load_items(cfg, "val", 12, seed=0)
@@ -121,7 +122,8 @@ def test_benchmark_of_option_orders_shares_an_items_prefix_with_equal_probabilit
     benchmark = _script("benchmark")
     from survey_sim.evaluation.orders import expand_permutations
     from survey_sim.modeling.loading import load_backbone
-    from survey_sim.modeling.simulator import SurveySimulator, add_lora
+    from survey_sim.modeling.lora import add_lora
+    from survey_sim.modeling.simulator import SurveySimulator
 
     cfg = benchmark.compose_config("tiny_random", "demo")
     items = expand_permutations(benchmark.load_items(cfg, "val", 6, seed=0)[0], 3)[0]

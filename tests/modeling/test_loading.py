@@ -17,18 +17,17 @@ import torch
 from survey_sim.errors import ConfigError, ModelUnavailableError
 from survey_sim.modeling import loading
 from survey_sim.modeling.loading import (
-    MANIFEST,
     context_length,
     load_backbone,
     load_model,
     load_tokenizer,
-    smollm2_folder,
-    validate_model_config,
 )
+from survey_sim.modeling.model_config import validate_model_config
+from survey_sim.modeling.weights import MANIFEST, smollm2_folder
 
 REPO = Path(__file__).resolve().parents[2]
 CONVERT = ("import sys, time; from pathlib import Path; t = time.perf_counter(); "
-           "from survey_sim.modeling.loading import smollm2_folder; f = smollm2_folder(Path(sys.argv[1])); "
+           "from survey_sim.modeling.weights import smollm2_folder; f = smollm2_folder(Path(sys.argv[1])); "
            "print(f, round(time.perf_counter() - t, 2))")
 
 
@@ -188,7 +187,7 @@ def test_missing_required_module_names_the_pip_command(model_config, monkeypatch
     cfg = model_config("qwen_7b")
     assert dict(cfg.requires) == {"tiktoken": "tiktoken>=0.5", "einops": "einops>=0.7"}
     cfg.requires = {"no_such_module_xyz": "no-such-module-xyz>=1", "json": "json"}
-    monkeypatch.setattr("survey_sim.modeling.loading._hub_folder", lambda *a, **k: pytest.fail("tried the hub"))
+    monkeypatch.setattr("survey_sim.modeling.loading.hub_folder", lambda *a, **k: pytest.fail("tried the hub"))
     for load in (load_tokenizer, load_model):
         with pytest.raises(ModelUnavailableError, match=r"model 'qwen_7b' needs the Python module\(s\) "
                                                         r"\['no_such_module_xyz'\], not installed: "

@@ -16,8 +16,8 @@ from survey_sim.modeling.loading import (
     load_model,
     load_tokenizer,
     model_skeleton,
-    validate_model_config,
 )
+from survey_sim.modeling.model_config import validate_model_config
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 NAMES = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))

@@ -8,7 +8,8 @@ import torch
 from test_simulator_fast_path import LORA, _model, _naive_log_probs
 
 from survey_sim.data.batching import EncodedItem, LengthGroupedBatchSampler, collate, whole_rows
-from survey_sim.modeling.simulator import SurveySimulator, add_lora
+from survey_sim.modeling.lora import add_lora
+from survey_sim.modeling.simulator import SurveySimulator
 
 
 def _lora_model():

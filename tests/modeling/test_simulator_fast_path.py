@@ -5,7 +5,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from survey_sim.data.batching import EncodedItem, collate
-from survey_sim.modeling.simulator import SurveySimulator, add_lora
+from survey_sim.modeling.lora import add_lora
+from survey_sim.modeling.simulator import SurveySimulator
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
 

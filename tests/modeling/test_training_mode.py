@@ -5,7 +5,8 @@ import lightning as L
 from torch.utils.data import DataLoader
 
 from survey_sim.data.batching import EncodedItem, collate
-from survey_sim.modeling.simulator import SurveySimulator, add_lora
+from survey_sim.modeling.lora import add_lora
+from survey_sim.modeling.simulator import SurveySimulator
 from tests.modeling.test_simulator_fast_path import _model
 
 

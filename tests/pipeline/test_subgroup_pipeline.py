@@ -9,9 +9,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from survey_sim.baselines import make_baseline
+from survey_sim.data.holdouts import HELDOUT_GROUP_SPLIT
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.sources import load_processed, write_processed
-from survey_sim.data.splits import HELDOUT_GROUP_SPLIT, load_splits
+from survey_sim.data.splits import load_splits
 from survey_sim.data.transforms import shuffle_options
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.group_metrics import attribute_metrics, difference_points, difference_summary

@@ -77,7 +77,7 @@ def test_fsdp_units_are_decoder_layers_and_trainable_leaves():
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from survey_sim.modeling.simulator import add_lora
+    from survey_sim.modeling.lora import add_lora
     from survey_sim.training.trainer import _fsdp_unit
 
     model = add_lora(LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
@@ -101,7 +101,8 @@ def fsdp_simulator(tmp_path):
     from torch.distributed.fsdp import FullyShardedDataParallel
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from survey_sim.modeling.simulator import SurveySimulator, add_lora
+    from survey_sim.modeling.lora import add_lora
+    from survey_sim.modeling.simulator import SurveySimulator
     from survey_sim.training.trainer import build_strategy
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
