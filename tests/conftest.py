@@ -21,7 +21,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def _model_config(name: str):
     """A shipped model config (conf/model/<name>.yaml) as an OmegaConf DictConfig (a fresh copy)."""
-    from survey_sim.modeling.config_groups import group_config
+    from survey_sim.config import group_config
 
     return group_config("model", name)
 

@@ -38,9 +38,9 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
+from survey_sim.config import group_config, group_options
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
-from survey_sim.modeling.config_groups import group_config, group_options
 
 LANGUAGES = ("en", "zh")
 _PER_LANGUAGE = ("instruction", "options_header", "answer_prefix")

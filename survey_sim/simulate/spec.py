@@ -10,10 +10,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from survey_sim.config import group_config
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.calibration import read_calibration
 from survey_sim.modeling.anchoring import Anchor
-from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.model_config import validate_model_config
 from survey_sim.simulate.anchor import run_anchor
 from survey_sim.simulate.groups import default_attributes, steering_format

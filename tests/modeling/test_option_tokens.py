@@ -6,9 +6,9 @@ import pytest
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from survey_sim.config import group_config
 from survey_sim.data.item import LETTERS
 from survey_sim.errors import TokenizerError
-from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import load_tokenizer
 from survey_sim.modeling.option_tokens import OptionTokens, check_prompt_end, option_token_ids
 from survey_sim.modeling.prompts import PromptBuilder

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from survey_sim.config import group_config
 from survey_sim.data.item import SurveyItem
 from survey_sim.errors import ConfigError
-from survey_sim.modeling.config_groups import group_config
 from survey_sim.modeling.loading import load_tokenizer
 from survey_sim.modeling.prompts import TEMPLATES, PromptBuilder, resolve_template
 

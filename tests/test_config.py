@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
+from survey_sim.config import group_config, group_options
 from survey_sim.errors import ConfigError
-from survey_sim.modeling.config_groups import group_config, group_options
 from survey_sim.paths import config_dir
 
 SHIPPED = [(group, name) for group in ("prompt", "model") for name in group_options(group)]
