@@ -24,6 +24,7 @@ from survey_sim.data.splits import load_splits
 from survey_sim.data.transforms import apply_transforms
 from survey_sim.errors import ConfigError
 from survey_sim.evaluation.group_metrics import group_metrics
+from survey_sim.evaluation.metrics import METRIC_REGISTRY
 from survey_sim.evaluation.noise_ceiling import add_ceiling
 from survey_sim.evaluation.rows import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
@@ -218,10 +219,10 @@ def run_and_write(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     if excluded:
         print(f"emd not scored (nominal questions): {', '.join(f'{k} {v}' for k, v in excluded.items())} items")
     if "before_training" in metrics:
-        print("\nbefore training (zero-shot) -> after fine-tuning, 1-JSD")
+        print(f"\nbefore training (zero-shot) -> after fine-tuning, {METRIC_REGISTRY['jsd'].label}")
         print(format_comparison(metrics["before_training"], by_split))
     if "baselines" in metrics:
-        print("\nthe run beside the baselines (fitted on the same training split), 1-JSD")
+        print(f"\nthe run beside the baselines (fitted on the same training split), {METRIC_REGISTRY['jsd'].label}")
         print(format_baselines(by_split, metrics["baselines"]))
     print(f"outputs: {out_dir}")
     return metrics

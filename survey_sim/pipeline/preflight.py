@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
 from survey_sim.modeling.losses import get_loss
+from survey_sim.modeling.optim import SCHEDULES
 from survey_sim.pipeline.outputs import flat_config
 from survey_sim.training.trainer import LOGGERS
 
@@ -79,6 +80,8 @@ def check_optim(optim: Mapping) -> None:
     _number(optim.get("lr"), "optim.lr", minimum=0, strict=True)
     _number(optim.get("weight_decay"), "optim.weight_decay", minimum=0)
     _int(optim.get("warmup_steps"), "optim.warmup_steps", minimum=0)
+    if optim.get("schedule", "constant") not in SCHEDULES:
+        raise ConfigError(f"optim.schedule={optim.get('schedule')!r} is not one of {list(SCHEDULES)}")
 
 
 def check_speed(speed: Mapping) -> None:

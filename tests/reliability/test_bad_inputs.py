@@ -78,6 +78,7 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("optim.lr=0", r"optim.lr must be a finite number > 0, got 0"),
     ("optim.lr=nan", r"optim.lr must be a finite number > 0, got nan"),
     ("optim.weight_decay=-0.1", r"optim.weight_decay must be a finite number >= 0"),
+    ("optim.schedule=step", r"optim.schedule='step' is not one of \['constant', 'linear', 'cosine'\]"),
     ("trainer.precision=fp8", r"trainer.precision='fp8' is not one of null \(automatic\), 32-true, bf16-mixed"),
     ("speed.share_prefix=no", r"speed.share_prefix must be true or false, got 'no'"),
     ("trainer=fsdp", r"trainer=fsdp needs CUDA GPUs .* trainer.accelerator='cpu' on this machine is not a GPU"),
