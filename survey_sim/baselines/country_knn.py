@@ -19,8 +19,9 @@ class CountryKNNBaseline(PriorBaseline):
     of the prompt (`prompt_group`), so the country-swap control moves the prediction with the prompt. The
     item's own country is never a neighbour: on training items this is the leave-own-country-out version, and
     nothing of a held-out country's answers is used. Unlike `knn`, which matches (country, question) texts and so
-    borrows other questions' answers, this keeps the question fixed and varies only the country. A question
-    not seen in training (or answered only by the item's own country) falls back to uniform, counted.
+    borrows other questions' answers, this keeps the question fixed and varies only the country. A subgroup
+    item's neighbours are the same subgroup (same attributes) in the other countries, compared by country. A
+    question not seen in training for such a neighbour falls back to uniform, counted.
     """
 
     name = "country_knn"
@@ -36,15 +37,20 @@ class CountryKNNBaseline(PriorBaseline):
         self.encoder = encoder or SentenceEncoder(encoder_path, batch_size=batch_size, device=device)
         self._vectors: dict[str, np.ndarray] = {}
 
+    def _fit(self, train_items: list[SurveyItem]) -> None:
+        super()._fit(train_items)
+        self._profile = {item.group: (item.country, item.attributes) for item in train_items}
+
     def _prior(self, item: SurveyItem) -> np.ndarray | str:
         means = self._country_means.get(question_key(item))
         if not means:
             return "question not seen in training"
-        groups = [g for g in means if g != item.group]
+        groups = [g for g in means
+                  if self._profile[g][0] != item.country and self._profile[g][1] == item.attributes]
         if not groups:
-            return "question seen in training only for the item's own country"
+            return "question seen in training only for the item's own country (or subgroup)"
         target = self._vectors[item.prompt_group]
-        sims = np.array([self._vectors[g] @ target for g in groups])
+        sims = np.array([self._vectors[self._profile[g][0]] @ target for g in groups])
         top = np.argsort(-sims, kind="stable")[: self.k]
         z = sims[top] / self.temperature
         weights = np.exp(z - z.max())
@@ -52,9 +58,9 @@ class CountryKNNBaseline(PriorBaseline):
         return np.einsum("n,nj->j", weights, np.stack([means[groups[i]] for i in top]))
 
     def _predict(self, items: list[SurveyItem]) -> list[np.ndarray]:
-        groups = sorted({it.prompt_group for it in items} | {g for m in self._country_means.values() for g in m})
-        missing = [g for g in groups if g not in self._vectors]
+        countries = sorted({it.prompt_group for it in items} | {country for country, _ in self._profile.values()})
+        missing = [c for c in countries if c not in self._vectors]
         if missing:  # one encoder batch for every country text
-            vectors = self.encoder.encode([country_text(g) for g in missing]).astype(np.float64)
+            vectors = self.encoder.encode([country_text(c) for c in missing]).astype(np.float64)
             self._vectors.update(zip(missing, vectors))
         return super()._predict(items)

@@ -28,7 +28,7 @@ IGNORED_CONFIG_KEYS = ("seed", "data.seed", "output_dir", "run_name", "resume", 
                        "trainer.checkpoint_every_n_steps")
 IGNORED_CONFIG_PREFIXES = ("logger.", "hydra.")
 # Row order of the tables: baselines first, then each model's methods.
-METHOD_ORDER = ("uniform", "prior", "prior_loo", "country_prior", "knn", "zs", "json_zs", "ft")
+METHOD_ORDER = ("uniform", "prior", "prior_loo", "country_prior", "country_knn", "knn", "zs", "json_zs", "ft")
 
 
 @dataclass

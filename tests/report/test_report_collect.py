@@ -92,3 +92,11 @@ def test_runs_that_differ_in_any_config_key_get_their_own_rows(tmp_path):
     groups = group_runs(collect_runs([tmp_path])[0])
     assert sorted((g.label, len(g.runs)) for g in groups) == [
         ("tiny / ft (trainer.optim.lr=0.0001)", 2), ("tiny / ft (trainer.optim.lr=0.0005)", 1)]
+
+
+def test_every_baseline_has_a_row_position():
+    """Tables order rows by METHOD_ORDER; a baseline missing from it would be sorted after the models."""
+    from survey_sim.baselines import BASELINES
+    from survey_sim.report.collect import METHOD_ORDER
+
+    assert set(BASELINES) | {"zs", "ft"} <= set(METHOD_ORDER)
