@@ -9,6 +9,8 @@ whether the job succeeds or fails).
 
 from __future__ import annotations
 
+import logging
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,6 +26,8 @@ TAG_SETTINGS = ("model", "loss", "control", "shuffle", "shuffle_train", "permuta
 NON_RESULT_KEYS = ("output_dir", "run_name", "resume", "logger")
 #: Prefix of the run settings in the W&B config (`run.model`, `run.loss`, ...), as in metrics.json["run"].
 SETTINGS_PREFIX = "run."
+
+log = logging.getLogger(__name__)
 
 
 def _text(value) -> str:
@@ -68,12 +72,25 @@ def result_config(cfg: DictConfig, settings: Mapping) -> dict[str, object]:
             **{k: v for k, v in flat.items() if k.split(".")[0] not in unused}}
 
 
-def wandb_init_args(cfg: DictConfig, settings: Mapping) -> dict:
-    """WandbLogger's arguments naming and describing the run (project, group, job type, tags, config)."""
-    return {"project": cfg.logger.project, "entity": cfg.logger.get("entity"), "name": str(cfg.run_name),
+def previous_wandb_run_id(out_dir: Path) -> str | None:
+    """The id of the newest W&B run logged in the run folder (`wandb/run-<time>-<id>` or
+    `wandb/offline-run-<time>-<id>`), or None."""
+    found = [(m[1], m[2]) for p in (Path(out_dir) / "wandb").glob("*run-*")
+             if p.is_dir() and (m := re.fullmatch(r"(?:offline-)?run-(\d{8}_\d{6})-(\w+)", p.name))]
+    return max(found)[1] if found else None
+
+
+def wandb_init_args(cfg: DictConfig, settings: Mapping, out_dir: Path) -> dict:
+    """WandbLogger's arguments naming and describing the run (project, group, job type, tags, config). A resumed
+    job (`resume=true`) continues the W&B run it logged before in `out_dir`, by its id."""
+    args = {"project": cfg.logger.project, "entity": cfg.logger.get("entity"), "name": str(cfg.run_name),
             "group": sweep_group(cfg), "job_type": settings["method"],
             "tags": setting_tags(settings) + [str(t) for t in cfg.logger.get("tags") or []],
             "config": result_config(cfg, settings)}
+    if cfg.get("resume") and (run_id := previous_wandb_run_id(out_dir)):
+        log.info("resume: continuing W&B run %s", run_id)
+        args["id"] = run_id
+    return args
 
 
 def summary_metrics(by_split: Mapping[str, Mapping]) -> dict[str, float]:

@@ -38,7 +38,7 @@ def build_logger(cfg: DictConfig, out_dir: Path, settings: Mapping) -> Logger:
         return CSVLogger(save_dir=str(out_dir), name="csv_logs", version="")
     if name == "wandb":
         return WandbLogger(save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
-                           **wandb_init_args(cfg, settings))
+                           **wandb_init_args(cfg, settings, out_dir))
     raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
 
 

@@ -122,3 +122,15 @@ def test_lightning_extras_and_a_quiet_console(wandb_sweep):
     console = (wandb_sweep / "console.log").read_text()
     for noise in ("litlogger", "LeafSpec", "is_gradient_checkpointing"):
         assert noise not in console
+
+
+def test_a_resumed_job_continues_its_wandb_run(tmp_path):
+    """resume=true logs into the W&B run the job started (same id), not a new one."""
+    out = tmp_path / "job"
+    args = ["-m", "survey_sim.run", "data=demo", "smoke=on", "logger=wandb", "method=prior", f"hydra.run.dir={out}"]
+    for extra in ([], ["resume=true"]):
+        proc = cli(*args, *extra)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    ids = [d.name.rsplit("-", 1)[1] for d in sorted(out.glob("wandb/offline-run-*"))]
+    assert len(ids) == 2 and ids[0] == ids[1]
+    assert f"continuing W&B run {ids[0]}" in proc.stdout + proc.stderr
