@@ -21,7 +21,8 @@ from survey_sim.modeling.loading import context_length, load_model, load_tokeniz
 from survey_sim.modeling.lora import add_lora, load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
 from survey_sim.modeling.simulator import SurveySimulator
-from survey_sim.training.trainer import build_trainer, configure_cuda_kernels, full_parameters
+from survey_sim.training.strategy import full_parameters
+from survey_sim.training.trainer import build_trainer, configure_cuda_kernels
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
         anchor_rule=str(cfg.anchor.rule) if anchor is not None and trains_through(cfg) else None,
         split_sizes={name: len(items) for name, items in expanded.items()})
     configure_cuda_kernels(cfg.speed)
-    trainer = build_trainer(cfg, out_dir, logger, validates=train and bool(dm.val_splits))
+    placed_on = next(backbone.parameters()).device if cfg.model.get("device_map") else None
+    trainer = build_trainer(cfg, out_dir, logger, validates=train and bool(dm.val_splits), placed_on=placed_on)
     extra: dict = {}
     if train and cfg.method.get("eval_before_training", False):
         trainer.test(module, datamodule=dm, verbose=False)

@@ -168,6 +168,10 @@ def check_run(cfg: DictConfig) -> None:
         raise ConfigError(f"unknown logger {cfg.logger.get('name')!r}; valid: {', '.join(LOGGERS)}")
     if cfg.method.get("kind") == "simulator":
         check_trainer(cfg.trainer)
+        if cfg.model.get("device_map") and str(cfg.trainer.strategy) not in ("auto", "single_device"):
+            raise ConfigError(f"model.device_map places the model itself, in one process; trainer.strategy="
+                              f"{cfg.trainer.strategy} would place or shard it again: use trainer.strategy=auto "
+                              "(or drop model.device_map)")
         check_optim(cfg.optim)
         check_speed(cfg.speed)
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options

@@ -11,7 +11,6 @@ from collections.abc import Iterator, Sequence
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.strategies import SingleDeviceStrategy
 
 from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
@@ -21,6 +20,7 @@ from survey_sim.modeling.lora import load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
 from survey_sim.modeling.simulator import MAX_OPTIONS, SurveySimulator
 from survey_sim.simulate.spec import ModelSpec
+from survey_sim.training.strategy import InPlaceStrategy
 
 log = logging.getLogger(__name__)
 
@@ -64,26 +64,6 @@ def _quiet_lightning() -> Iterator[None]:
         logger.setLevel(level)
 
 
-class _InPlace(SingleDeviceStrategy):
-    """One device. The model is moved there unless its `device_map` placed it (`placed`), and it stays where it
-    is after predicting: Lightning's teardown, except moving the model to the CPU."""
-
-    def __init__(self, device: torch.device, *, placed: bool):
-        if device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", torch.cuda.current_device())
-        super().__init__(device=device)
-        self.placed = placed
-
-    def model_to_device(self) -> None:
-        if not self.placed:
-            super().model_to_device()
-
-    def teardown(self) -> None:
-        self.precision_plugin.teardown()
-        self.accelerator.teardown()
-        self.checkpoint_io.teardown()
-
-
 class LoadedSimulator:
     """A loaded backbone (+ adapter) and its tokenizer and prompt builder, predicting option distributions."""
 
@@ -115,7 +95,7 @@ class LoadedSimulator:
     def trainer(self, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
         """A Trainer predicting on `device` at the model's own dtype (no autocast), without logs or checkpoints."""
         return L.Trainer(accelerator="gpu" if self.device.type == "cuda" else "cpu",
-                         strategy=_InPlace(self.device, placed=self.placed),
+                         strategy=InPlaceStrategy(self.device, placed=self.placed),
                          precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, callbacks=list(callbacks))
 

@@ -3,7 +3,6 @@ kernels of the `speed` group."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +16,7 @@ from omegaconf import DictConfig
 from survey_sim.errors import ConfigError
 from survey_sim.pipeline.tracking import wandb_init_args
 from survey_sim.training.checkpointing import AtomicCheckpointIO, RandomState
+from survey_sim.training.strategy import build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -40,51 +40,6 @@ def build_logger(cfg: DictConfig, out_dir: Path, settings: Mapping) -> Logger:
         return WandbLogger(save_dir=str(out_dir), offline=cfg.logger.mode == "offline",
                            **wandb_init_args(cfg, settings, out_dir))
     raise ConfigError(f"unknown logger {name!r}; valid: {', '.join(LOGGERS)}")
-
-
-def _fsdp_layer(module: torch.nn.Module, suffix: str) -> bool:
-    return type(module).__name__.endswith(suffix)
-
-
-def _fsdp_unit(module: torch.nn.Module, suffix: str) -> bool:
-    """A decoder layer, or a leaf with trainable weights (LoRA: fp32 adapters beside bf16 weights would break
-    FSDP's one-dtype-per-unit rule)."""
-    weight = getattr(module, "weight", None)
-    trainable_leaf = not any(True for _ in module.children()) and getattr(weight, "requires_grad", False)
-    return _fsdp_layer(module, suffix) or bool(trainable_leaf)
-
-
-def build_strategy(t: DictConfig):
-    """The Lightning strategy: its name, or for `fsdp` with an `fsdp` section an FSDPStrategy with one unit per
-    decoder layer (class name ending in fsdp.auto_wrap_suffix) and per trainable leaf."""
-    if t.strategy != "fsdp" or not t.get("fsdp"):
-        return t.strategy
-    from functools import partial
-
-    from lightning.pytorch.strategies import FSDPStrategy
-    from torch.distributed.fsdp.wrap import lambda_auto_wrap_policy
-
-    f = t.fsdp
-    suffix = str(f.auto_wrap_suffix)
-    checkpointing = (partial(lambda_auto_wrap_policy, lambda_fn=partial(_fsdp_layer, suffix=suffix))
-                     if f.activation_checkpointing else None)
-    wrap = partial(lambda_auto_wrap_policy, lambda_fn=partial(_fsdp_unit, suffix=suffix))
-    return FSDPStrategy(auto_wrap_policy=wrap, activation_checkpointing_policy=checkpointing, sharding_strategy=str(f.sharding_strategy),
-                        use_orig_params=bool(f.use_orig_params), cpu_offload=bool(f.cpu_offload),
-                        state_dict_type=str(f.state_dict_type))
-
-
-def full_parameters(trainer: L.Trainer):
-    """A context in which rank 0 sees full (unsharded) parameters: FSDP gathers them (every rank must enter);
-    other strategies hold full parameters already."""
-    from lightning.pytorch.strategies import FSDPStrategy
-
-    if isinstance(trainer.strategy, FSDPStrategy) and trainer.world_size > 1:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        return FullyShardedDataParallel.summon_full_params(trainer.strategy.model, writeback=False,
-                                                           rank0_only=True)
-    return contextlib.nullcontext()
 
 
 def configure_cuda_kernels(speed: DictConfig) -> None:
@@ -120,10 +75,12 @@ def selection_callbacks(t: DictConfig, out_dir: Path, *, validates: bool) -> lis
     return callbacks
 
 
-def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, validates: bool = False) -> L.Trainer:
+def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, validates: bool = False,
+                  placed_on: torch.device | None = None) -> L.Trainer:
     """A Trainer writing adapter-only checkpoints every N steps (and `last.ckpt`) under out_dir/checkpoints,
     atomically, with the random state (see survey_sim.training.checkpointing); with validation splits (`validates`)
-    also the best one by the selection monitor (`selection_callbacks`)."""
+    also the best one by the selection monitor (`selection_callbacks`). `placed_on`: the device of a model its
+    `device_map` placed, which the Trainer must leave where it is (see `build_strategy`)."""
     t = cfg.trainer
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename="step-{step}",
                                  auto_insert_metric_name=False, every_n_train_steps=int(t.checkpoint_every_n_steps), save_last=True,
@@ -132,8 +89,10 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, vali
     if logger is not None:
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # lr-AdamW/... (the schedule)
     return L.Trainer(
-        max_epochs=t.max_epochs, max_steps=t.max_steps, accelerator=t.accelerator, devices=t.devices,
-        strategy=build_strategy(t), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
+        max_epochs=t.max_epochs, max_steps=t.max_steps,
+        accelerator=t.accelerator if placed_on is None else ("gpu" if placed_on.type == "cuda" else "cpu"),
+        devices=1 if placed_on is not None else t.devices,
+        strategy=build_strategy(t, placed_on), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
         accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
         val_check_interval=t.val_check_interval, check_val_every_n_epoch=t.get("check_val_every_n_epoch", 1),
         log_every_n_steps=t.log_every_n_steps,

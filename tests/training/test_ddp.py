@@ -56,7 +56,7 @@ def test_ddp_predictions_equal_the_single_process_evaluation_of_its_adapter(tmp_
 def test_scale_out_configs_compose(strategy):
     from hydra import compose, initialize_config_dir
 
-    from survey_sim.training.trainer import build_strategy
+    from survey_sim.training.strategy import build_strategy
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[f"trainer={strategy}", "trainer.devices=4", "hydra/launcher=slurm"],
@@ -78,7 +78,7 @@ def test_fsdp_units_are_decoder_layers_and_trainable_leaves():
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from survey_sim.modeling.lora import add_lora
-    from survey_sim.training.trainer import _fsdp_unit
+    from survey_sim.training.strategy import _fsdp_unit
 
     model = add_lora(LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64,
                                                   num_hidden_layers=2, num_attention_heads=4,
@@ -103,7 +103,7 @@ def fsdp_simulator(tmp_path):
 
     from survey_sim.modeling.lora import add_lora
     from survey_sim.modeling.simulator import SurveySimulator
-    from survey_sim.training.trainer import build_strategy
+    from survey_sim.training.strategy import build_strategy
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         strategy = build_strategy(compose("config", overrides=["trainer=fsdp"]).trainer)
