@@ -82,8 +82,8 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("trainer.precision=fp8", r"trainer.precision='fp8' is not one of null \(automatic\), 32-true, bf16-mixed"),
     ("speed.share_prefix=no", r"speed.share_prefix must be true or false, got 'no'"),
     ("trainer=fsdp", r"trainer=fsdp needs CUDA GPUs .* trainer.accelerator='cpu' on this machine is not a GPU"),
-    ("trainer=ddp model.device_map=auto", r"model.device_map places the model itself.* trainer.strategy=ddp would "
-                                          r"place or shard it again"),
+    ("trainer=ddp model.device_map=auto", (r"model.device_map places the model itself.* trainer.strategy=ddp would "
+                                          r"place or shard it again")),
     ("data.train_split=null", r"method 'ft' trains, but data config 'demo' has no train_split"),
     ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
     ("+loss.temperature=2", r"loss 'kl' has no option\(s\) \['temperature'\]; its options: \['label_smoothing'"),

@@ -11,7 +11,7 @@ import torch
 from survey_sim.training.strategy import InPlaceStrategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
-from reliability_helpers import FT, run_in_process  # noqa: E402
+from reliability_helpers import FT, run_in_process
 
 
 def test_in_place_strategy_does_not_move_a_placed_model():
