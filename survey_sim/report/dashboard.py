@@ -23,6 +23,7 @@ from survey_sim.errors import ConfigError, SurveySimError
 from survey_sim.evaluation.metrics import FIDELITY_METRICS, METRIC_REGISTRY, SELECTION_METRIC
 from survey_sim.io import atomic_write_json
 from survey_sim.pipeline.tracking import SETTINGS_PREFIX
+from survey_sim.report.tables import WVS_SPLITS
 
 #: Report sections: title, the run settings (metrics.json["run"], W&B config `run.<key>`) grouped by, metrics.
 JSD = METRIC_REGISTRY["jsd"].label
@@ -34,7 +35,6 @@ SECTIONS = (
     (f"{JSD} with and without the country-swap control", ("control",), ("jsd",)),
     ("Fidelity against the baselines", ("method", "control"), FIDELITY_METRICS),
 )
-DEFAULT_SPLITS = ("val", "C1-Q2", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3")
 SPEC_FILE = "dashboard.json"
 
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entity", help="W&B entity (user or team); default: your default entity")
     parser.add_argument("--sweep", help="the runs' W&B group, or a sweep folder holding offline runs")
     parser.add_argument("--splits", nargs="+", help=f"splits to plot (default: the sweep folder's, else "
-                                                      f"{' '.join(DEFAULT_SPLITS)})")
+                                                      f"{' '.join(WVS_SPLITS)})")
     parser.add_argument("--offline", action="store_true", help="write the specification only (also when "
                                                                 "WANDB_MODE=offline)")
     parser.add_argument("--out", type=Path, help=f"specification file (default: <sweep folder>/{SPEC_FILE}, "
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     offline = args.offline or os.environ.get("WANDB_MODE") in ("offline", "disabled")
     try:
-        group, splits = args.sweep, list(args.splits or DEFAULT_SPLITS)
+        group, splits = args.sweep, list(args.splits or WVS_SPLITS)
         folder = Path(args.sweep) if args.sweep and Path(args.sweep).is_dir() else None
         if folder is not None:
             group, found = sweep_from_folder(folder)

@@ -12,8 +12,9 @@ from survey_sim.evaluation.metrics import METRIC_REGISTRY
 from survey_sim.report.collect import ITEM_KEY, Run, RunGroup
 from survey_sim.report.paper import paper_for
 
-SPLIT_ORDER = ("val", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3", "Pew-C'1", "Pew-C3",
-               "test-unseen-country", "test-unseen-question", "test-unseen-both")
+#: The WVS evaluation splits: val (new questions), dev (held-out training countries), the paper's test splits.
+WVS_SPLITS = ("val", "dev", "C1-Q3", "C2-Q1", "C2-Q2", "C2-Q3", "C3-Q1", "C3-Q2", "C3-Q3")
+SPLIT_ORDER = (*WVS_SPLITS, "Pew-C'1", "Pew-C3", "test-unseen-country", "test-unseen-question", "test-unseen-both")
 #: The run settings (metrics.json "run") of each row of the tidy results.
 RESULT_SETTINGS = ("name", "model", "method", "control", "loss", "data", "language", "shuffle", "seed")
 

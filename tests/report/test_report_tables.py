@@ -137,3 +137,14 @@ def test_simulators_are_compared_with_the_best_trivial_baseline_per_split(tmp_pa
         assert interval.clustering == "question" and interval.low <= interval.value <= interval.high
     text = (tmp_path / "out" / "report.md").read_text()
     assert "## Against the best trivial baseline (1-JSD)" in text and f"| {label} minus it |" in text
+
+
+def test_the_wvs_split_order_names_the_shipped_wvs_splits():
+    """The tables' and the dashboard's split order lists exactly the WVS data config's evaluation splits."""
+    from omegaconf import OmegaConf
+
+    from survey_sim.paths import config_dir
+    from survey_sim.report.tables import WVS_SPLITS
+
+    data = OmegaConf.load(config_dir() / "data" / "wvs_en.yaml")
+    assert list(WVS_SPLITS) == [data.val_split, "dev", *data.test_splits]
