@@ -276,7 +276,12 @@ class SurveySimulator(L.LightningModule):
         self.validations.append({"step": int(self.global_step), "epoch": int(self.current_epoch),
                                  **{f"{split}/jsd": float(s["jsd"]) for split, s in summaries.items()},
                                  SELECTION_METRIC: score})
-        if self.best_validation is None or score > self.best_validation["score"]:
+        best = self.best_validation is None or score > self.best_validation["score"]
+        if self.trainer.is_global_zero:
+            log.info("validation at step %d: %s, %s %.4f%s", self.global_step,
+                     ", ".join(f"{split} 1-JSD {s['jsd']:.4f}" for split, s in summaries.items()), SELECTION_METRIC,
+                     score, " (best so far)" if best else "")
+        if best:
             self.best_validation = {"score": score, "step": int(self.global_step),
                                     "predictions": {split: self.predictions[split] for split in summaries},
                                     "letter_mass": {split: self.letter_mass[split] for split in summaries}}

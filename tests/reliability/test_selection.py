@@ -4,6 +4,7 @@ and evaluated, also when the last steps are bad and when a killed run is resumed
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -36,7 +37,7 @@ def _adapter_matches_checkpoint(adapter_dir: Path, ckpt_path: Path) -> bool:
     return saved.keys() == state.keys() and all(torch.equal(saved[k], state[k]) for k in saved)
 
 
-def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch):
+def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch, caplog):
     """The adapter is scrambled after the last optimizer step (before its validation): the run keeps, saves and
     evaluates the best earlier adapter."""
 
@@ -48,6 +49,7 @@ def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch)
                         p.add_(torch.randn_like(p) * 50.0)
 
     monkeypatch.setattr(SurveySimulator, "on_train_batch_end", scramble_at_the_end, raising=False)
+    caplog.set_level(logging.INFO, logger="survey_sim.modeling.simulator")
     out = tmp_path / "run"
     metrics = run_in_process(out, *SELECTED)
 
@@ -62,6 +64,9 @@ def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch)
     for split in ("val", "dev"):  # the final metrics are those of the best validation
         assert metrics["splits"][split]["jsd"] == pytest.approx(best[f"{split}/jsd"], abs=1e-6)
     assert _adapter_matches_checkpoint(out / "adapter", out / "checkpoints" / "best.ckpt")
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("validation at step")]
+    assert len(logged) == len(validations) and "(best so far)" not in logged[-1]
+    assert f"val 1-JSD {best['val/jsd']:.4f}, dev 1-JSD {best['dev/jsd']:.4f}" in logged[validations.index(best)]
     from survey_sim.report import build_report
 
     report = build_report([out], tmp_path / "report", n_boot=0)
