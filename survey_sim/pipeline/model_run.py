@@ -70,6 +70,16 @@ def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[li
 VALIDATION_SPLITS = ("val", "dev")  # new questions, new countries: what training validates and selects on
 
 
+def fitted_groups(a: DictConfig) -> list[str]:
+    """The item groups whose anchor parameters are fitted (`anchor.fit_groups`, in FIT_SPLITS order)."""
+    groups = list(a.get("fit_groups", list(FIT_SPLITS)))
+    unknown = sorted(set(groups) - set(FIT_SPLITS))
+    if unknown or not groups:
+        raise ConfigError(f"anchor.fit_groups={groups}: must be a non-empty list of {list(FIT_SPLITS)} "
+                          f"(trained questions fitted on dev, new questions on val)")
+    return [g for g in FIT_SPLITS if g in groups]
+
+
 def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor | None:
     """The anchored simulator's base and rule (`anchor` config group), fitted on the training split; None
     when the run is not anchored. Fitting its weights needs the splits they are fitted on (dev, val)."""
@@ -77,7 +87,7 @@ def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor
     if a is None or not a.get("base"):
         return None
     if a.get("fit"):
-        missing = sorted({split for split in FIT_SPLITS.values() if not splits.get(split)})
+        missing = sorted({FIT_SPLITS[group] for group in fitted_groups(a) if not splits.get(FIT_SPLITS[group])})
         if missing:
             raise ConfigError(f"anchor.fit=true fits the anchor's weights on {' and '.join(missing)}, which the "
                               f"run does not load: set data.dev_split (e.g. dev) and data.val_split, or "
@@ -184,7 +194,8 @@ def run_simulator(cfg: DictConfig, splits: dict[str, list[SurveyItem]], eval_nam
     if anchor is not None:
         if cfg.anchor.get("fit"):
             extra["before_anchor_fit"] = {s: split_metrics(r) for s, r in rows.items()}
-            for group, split in FIT_SPLITS.items():
+            for group in fitted_groups(cfg.anchor):
+                split = FIT_SPLITS[group]
                 anchor.fit(group, expanded[split], module.predictions[split].numpy(), anchor_bases[split])
             for split in eval_names:  # every split again, with the fitted weights
                 evaluate(split, module.predictions[split], module.letter_mass[split])
@@ -234,8 +245,8 @@ def final_evaluation(trainer, module: SurveySimulator, dm: SurveyDataModule, eva
     current = [name for name in eval_names if name in module.current_predictions()]
     remaining = [name for name in eval_names if name not in current]
     if current:
-        log.info("split(s) %s: keeping the predictions of the validation at step %d (same weights), not "
-                 "evaluating them again", current, trainer.global_step)
+        log.info("split(s) %s: keeping the predictions of the validation made with these weights (the restored "
+                 "best, or the last step's), not evaluating them again", current)
         if trainer.is_global_zero and trainer.logger is not None:
             trainer.logger.log_metrics({k: v for name in current
                                         for k, v in logged_metrics(f"test/{name}", split_metrics(rows[name])).items()},

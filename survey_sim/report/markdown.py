@@ -76,6 +76,11 @@ def anchor_markdown(runs: list[Run]) -> list[str]:
                 f"{f['temperature']:.3f} | {f['cv_gain_per_cluster']:+.4f} +- {f['cv_gain_se']:.4f} | "
                 f"{'yes' if f.get('model_used') else 'no'} | "
                 + (", ".join(f"{k} {v:.3f}" for k, v in raw.items()) or "-") + " |")
+        for group, p in sorted((a.get("params") or {}).items()):
+            if group not in a["fitted"]:  # left out of anchor.fit_groups: the parameters it was trained with
+                lines.append(f"| {run.label} | {run.run.get('seed')} | {a.get('base')}, {a.get('rule')} | {group} | "
+                             f"not fitted | {p['model_weight']:.3f} | {p['base_weight']:.3f} | "
+                             f"{p['temperature']:.3f} | - | {'yes' if p['model_weight'] else 'no'} | - |")
     return lines + [""]
 
 

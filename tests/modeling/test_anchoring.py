@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,24 @@ def test_anchored_run_fits_on_dev_and_val_only(tmp_path):
         row = json.loads(line)
         for key in ("pred", "pred_model", "anchor_base"):
             assert sum(row[key]) == pytest.approx(1.0, abs=1e-6) and min(row[key]) >= 0
+
+
+def test_a_group_left_out_of_fit_groups_keeps_its_training_parameters(tmp_path):
+    """anchor.fit_groups=[trained]: dev fits the trained questions' weights; new questions keep alpha = beta = 1,
+    so their predictions are those before the fit, and no val split is needed for the fit."""
+    m = run_in_process(tmp_path / "run", *ANCHORED, "anchor.fit_groups=[trained]")
+    assert set(m["anchor"]["fitted"]) == {"trained"}
+    assert m["anchor"]["params"]["new"] == asdict(AnchorParams.default("loglinear"))
+    for metric in ("jsd", "emd", "accuracy"):
+        assert m["splits"]["test-unseen-question"][metric] == pytest.approx(
+            m["before_anchor_fit"]["test-unseen-question"][metric], abs=1e-9)
+    from survey_sim.report import build_report
+
+    build_report([tmp_path / "run"], tmp_path / "report", n_boot=0)
+    assert "| new | not fitted | 1.000 | 1.000 | 1.000 | - | yes | - |" in (tmp_path / "report" / "report.md").read_text()
+    with pytest.raises(ConfigError, match=r"anchor.fit_groups=\['old'\]: must be a non-empty list of "
+                                          r"\['trained', 'new'\]"):
+        run_in_process(tmp_path / "bad", *ANCHORED, "anchor.fit_groups=[old]")
 
 
 def test_fitting_without_a_dev_split_is_a_config_error(tmp_path):
