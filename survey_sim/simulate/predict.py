@@ -20,7 +20,7 @@ from survey_sim.modeling.lora import load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
 from survey_sim.modeling.simulator import MAX_OPTIONS, SurveySimulator
 from survey_sim.simulate.spec import ModelSpec
-from survey_sim.training.strategy import InPlaceStrategy
+from survey_sim.training.strategy import InPlaceStrategy, accelerator_of
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ class LoadedSimulator:
 
     def trainer(self, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
         """A Trainer predicting on `device` at the model's own dtype (no autocast), without logs or checkpoints."""
-        return L.Trainer(accelerator="gpu" if self.device.type == "cuda" else "cpu",
+        return L.Trainer(accelerator=accelerator_of(self.device),
                          strategy=InPlaceStrategy(self.device, placed=self.placed),
                          precision="32-true", logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, use_distributed_sampler=False, callbacks=list(callbacks))

@@ -11,6 +11,11 @@ from lightning.pytorch.strategies import SingleDeviceStrategy
 from omegaconf import DictConfig
 
 
+def accelerator_of(device: torch.device) -> str:
+    """Lightning's accelerator name for a model on `device`."""
+    return "gpu" if device.type == "cuda" else "cpu"
+
+
 class InPlaceStrategy(SingleDeviceStrategy):
     """One device. The model is moved there unless its `device_map` placed it (`placed`), and it stays where it
     is afterwards: Lightning's teardown, except moving the model to the CPU."""

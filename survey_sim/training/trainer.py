@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from survey_sim.errors import ConfigError
 from survey_sim.pipeline.tracking import wandb_init_args
 from survey_sim.training.checkpointing import AtomicCheckpointIO, RandomState
-from survey_sim.training.strategy import build_strategy
+from survey_sim.training.strategy import accelerator_of, build_strategy
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def build_trainer(cfg: DictConfig, out_dir: Path, logger: Logger | None, *, vali
         callbacks.append(LearningRateMonitor(logging_interval="step"))  # lr-AdamW/... (the schedule)
     return L.Trainer(
         max_epochs=t.max_epochs, max_steps=t.max_steps,
-        accelerator=t.accelerator if placed_on is None else ("gpu" if placed_on.type == "cuda" else "cpu"),
+        accelerator=t.accelerator if placed_on is None else accelerator_of(placed_on),
         devices=1 if placed_on is not None else t.devices,
         strategy=build_strategy(t, placed_on), num_nodes=t.num_nodes, precision=t.precision or default_precision(),
         accumulate_grad_batches=t.accumulate_grad_batches, gradient_clip_val=t.gradient_clip_val,
