@@ -28,7 +28,6 @@ from survey_sim.evaluation.metrics import METRIC_REGISTRY
 from survey_sim.evaluation.noise_ceiling import add_ceiling
 from survey_sim.evaluation.rows import split_metrics, warn_low_letter_mass
 from survey_sim.io import atomic_write_json
-from survey_sim.modeling.losses import LOSSES
 from survey_sim.modeling.model_config import validate_model_config
 from survey_sim.pipeline.outputs import run_info, write_config, write_results
 from survey_sim.pipeline.preflight import check_run
@@ -51,8 +50,6 @@ def validate(cfg: DictConfig) -> None:
     method = cfg.method.name
     if method not in SIMULATOR_METHODS and method not in BASELINES:
         raise ConfigError(f"unknown method {method!r}; valid: {', '.join((*SIMULATOR_METHODS, *BASELINES))}")
-    if cfg.loss.name not in LOSSES:
-        raise ConfigError(f"unknown loss {cfg.loss.name!r}; valid: {', '.join(LOSSES)}")
     if int(cfg.permutations) < 1:
         raise ConfigError(f"permutations must be >= 1, got {cfg.permutations}")
     assumed_n = cfg.noise_ceiling.assumed_n

@@ -54,7 +54,8 @@ def test_unknown_key_is_refused_by_hydra():
 
 
 @pytest.mark.parametrize(("override", "match"), [
-    ("loss.name=kld", r"unknown loss 'kld'; valid: kl, js, wasserstein, ce"),
+    ("loss.name=kld", r"unknown loss 'kld'; valid losses: \['ce', 'js'"),
+    ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
     ("method.name=fine_tune", r"unknown method 'fine_tune'; valid: zs, ft, .*prior"),
     ("logger.name=tensorboard", r"unknown logger 'tensorboard'; valid: wandb, csv"),
     ("eval_splits=[test-unseen-planet]", (r"evaluation split\(s\) \['test-unseen-planet'\] unknown; available: "
