@@ -46,6 +46,16 @@ BASE_FLOOR = 1e-4
 BOUNDS = {"loglinear": ((0.0, 20.0), (0.0, 5.0)), "mixture": ((0.0, 1.0), (0.05, 20.0))}
 
 
+def fitted_groups(a: Mapping) -> list[str]:
+    """The item groups whose anchor parameters are fitted (`anchor.fit_groups`, in FIT_SPLITS order)."""
+    groups = list(a.get("fit_groups", list(FIT_SPLITS)))
+    unknown = sorted(set(groups) - set(FIT_SPLITS))
+    if unknown or not groups:
+        raise ConfigError(f"anchor.fit_groups={groups}: must be a non-empty list of {list(FIT_SPLITS)} "
+                          f"(trained questions fitted on dev, new questions on val)")
+    return [g for g in FIT_SPLITS if g in groups]
+
+
 @dataclass(frozen=True)
 class AnchorParams:
     """`loglinear`: model_weight = alpha (1/T), base_weight = beta. `mixture`: model_weight = w, temperature = T."""

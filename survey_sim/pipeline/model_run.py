@@ -16,7 +16,7 @@ from survey_sim.errors import ConfigError, SurveySimError
 from survey_sim.evaluation.metrics import logged_metrics
 from survey_sim.evaluation.orders import expand_permutations
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
-from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor
+from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor, fitted_groups
 from survey_sim.modeling.loading import context_length, load_model, load_tokenizer
 from survey_sim.modeling.lora import add_lora, load_adapter
 from survey_sim.modeling.prompts import PromptBuilder
@@ -68,16 +68,6 @@ def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[li
 
 
 VALIDATION_SPLITS = ("val", "dev")  # new questions, new countries: what training validates and selects on
-
-
-def fitted_groups(a: DictConfig) -> list[str]:
-    """The item groups whose anchor parameters are fitted (`anchor.fit_groups`, in FIT_SPLITS order)."""
-    groups = list(a.get("fit_groups", list(FIT_SPLITS)))
-    unknown = sorted(set(groups) - set(FIT_SPLITS))
-    if unknown or not groups:
-        raise ConfigError(f"anchor.fit_groups={groups}: must be a non-empty list of {list(FIT_SPLITS)} "
-                          f"(trained questions fitted on dev, new questions on val)")
-    return [g for g in FIT_SPLITS if g in groups]
 
 
 def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor | None:

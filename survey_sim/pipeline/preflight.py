@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
+from survey_sim.modeling.anchoring import fitted_groups
 from survey_sim.modeling.losses import get_loss
 from survey_sim.modeling.optim import SCHEDULES
 from survey_sim.pipeline.outputs import flat_config
@@ -176,6 +177,9 @@ def check_run(cfg: DictConfig) -> None:
         check_speed(cfg.speed)
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
         check_loss_order(cfg)
+    anchor = cfg.get("anchor")
+    if anchor is not None and anchor.get("base") and anchor.get("fit"):
+        fitted_groups(anchor)
     check_splits(cfg)
     check_adapter(cfg.get("adapter_path"))
     check_output_dir(cfg)

@@ -140,6 +140,7 @@ def test_a_group_left_out_of_fit_groups_keeps_its_training_parameters(tmp_path):
     with pytest.raises(ConfigError, match=r"anchor.fit_groups=\['old'\]: must be a non-empty list of "
                                           r"\['trained', 'new'\]"):
         run_in_process(tmp_path / "bad", *ANCHORED, "anchor.fit_groups=[old]")
+    assert not (tmp_path / "bad").exists()  # refused by the config checks, before the run folder is made
 
 
 def test_fitting_without_a_dev_split_is_a_config_error(tmp_path):
