@@ -1,4 +1,5 @@
-"""Every shipped model config is valid, composes through Hydra and is checked without downloading weights."""
+"""Model configs: every shipped one valid, composed through Hydra, checked without downloading weights; a
+broken one refused with the key and the problem named (`validate_model_config`)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,35 @@ def test_missing_local_path_is_named(model_config, tmp_path):
     cfg.local_path = str(tmp_path / "nowhere")
     with pytest.raises(ModelUnavailableError, match="local_path=.*nowhere is not a folder"):
         load_model(cfg)
+
+
+def _broken(cfg, key, value):
+    cfg[key] = value
+    return cfg
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("source", "gguf", r"source='gguf' is not one of \['gguf_package', 'hub', 'tiny_random'\]"),
+    ("dtype", "fp32", r"dtype='fp32' is not one of \['float32', 'bfloat16', 'float16'\]"),
+    ("quantization", "3bit", r"quantization='3bit' is not one of \[None, '8bit', '4bit'\]"),
+    ("quantization", "8bit", "applies to source=hub only"),
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("chat_template", "", "chat_template must be true, false or a Jinja template string"),
+    ("lora", {"r": 8, "alpha": 32, "dropout": 0.05}, r"lora is missing \['target_modules'\]"),
+    ("lora", {"r": 8, "alpha": 32, "dropout": 0.05, "target_modules": "q_proj"}, "non-empty list"),
+    ("max_lenght", 10, r"unknown key\(s\) \['max_lenght'\]"),
+])
+def test_validate_model_config_names_the_problem(smollm2_cfg, key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_model_config(_broken(smollm2_cfg, key, value))
+
+
+def test_validate_hub_config_needs_an_id(model_config):
+    cfg = model_config("vicuna_7b")
+    cfg.hf_id = None
+    with pytest.raises(ConfigError, match="needs hf_id"):
+        validate_model_config(cfg)
+    cfg.quantization = "8bit"
+    cfg.hf_id = "lmsys/vicuna-7b-v1.5"
+    with pytest.raises(ConfigError, match="needs a device_map"):
+        validate_model_config(cfg)
