@@ -1,4 +1,4 @@
-"""Split registry and load_splits: membership by countries x question ids, checks, errors, subsets."""
+"""load_splits: membership by countries x question ids, checks, errors, subsets."""
 
 import functools
 import json
@@ -13,7 +13,6 @@ import pytest
 from survey_sim.data.__main__ import compose_data, main
 from survey_sim.data.data_config import data_files, split_names, validate_data_config
 from survey_sim.data.item import LETTERS, SurveyItem
-from survey_sim.data.registry import Registry, parse_ids
 from survey_sim.data.sources import write_processed
 from survey_sim.data.splits import load_splits
 from survey_sim.errors import ConfigError
@@ -57,24 +56,6 @@ def cfg(root, *overrides, name="wvs_en"):
 
 def keys(items):
     return sorted((it.group, it.question_id) for it in items)
-
-
-def test_parse_ids():
-    assert parse_ids("1-3, 7") == {1, 2, 3, 7}
-    assert parse_ids(["Q5", "q9-q10"]) == {5, 9, 10}
-    with pytest.raises(ConfigError, match="bad question id"):
-        parse_ids("1-x")
-
-
-def test_registry_sets_follow_the_paper():
-    reg = Registry.from_config(compose_data(["data=wvs_en", "data.root=/nowhere"]).registry)
-    train = reg.splits["train"]
-    assert len(train.countries) == 46 and train.questions == frozenset(range(1, 164)) - {82, *range(94, 106)}
-    assert reg.splits["C3-Q3"].questions == frozenset(range(199, 260)) - {223}
-    assert "Nigeria" in reg.splits["C2-Q1"].countries and "Nigeria" in reg.splits["C3-Q1"].countries
-    assert "Czechia" in reg.splits["Pew-C3"].countries and reg.splits["Pew-C3"].questions is None
-    assert [s for s in reg.splits if reg.splits[s].paper_items is None] == ["C2-Q2", "C3-Q2", "Pew-C'1", "Pew-C3",
-                                                                            "dev"]
 
 
 def test_assignment_by_countries_and_questions(tmp_path, caplog):
