@@ -87,6 +87,8 @@ REPORTED_METRICS = tuple(name for name, m in METRIC_REGISTRY.items() if m.report
 #: Logged after each validation of a fine-tuning run: the mean 1-JSD over the validation splits (val: new
 #: questions, dev: new countries); the default monitor for keeping the best adapter. Not a split's metric.
 SELECTION_METRIC = "selection/jsd"
+#: The validation splits (roles): new questions, new countries; what training validates and selects on.
+VALIDATION_SPLITS = ("val", "dev")
 
 
 def logged_metrics(prefix: str, summary: Mapping[str, float]) -> dict[str, float]:

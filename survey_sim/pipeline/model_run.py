@@ -13,7 +13,7 @@ from survey_sim.data.datamodule import SurveyDataModule
 from survey_sim.data.item import SurveyItem
 from survey_sim.data.transforms import role_flag, shuffle_options
 from survey_sim.errors import ConfigError, SurveySimError
-from survey_sim.evaluation.metrics import logged_metrics
+from survey_sim.evaluation.metrics import VALIDATION_SPLITS, logged_metrics
 from survey_sim.evaluation.orders import expand_permutations
 from survey_sim.evaluation.rows import prediction_rows, split_metrics
 from survey_sim.modeling.anchoring import FIT_SPLITS, Anchor, fitted_groups
@@ -65,9 +65,6 @@ def reshuffled_epochs(cfg: DictConfig, train_items: list[SurveyItem]) -> list[li
     max_epochs = int(cfg.trainer.max_epochs)
     epochs = min(max_epochs, MAX_TRAIN_ORDERS) if max_epochs > 0 else MAX_TRAIN_ORDERS
     return [shuffle_options(train_items, int(cfg.seed), epoch) for epoch in range(1, epochs)]
-
-
-VALIDATION_SPLITS = ("val", "dev")  # new questions, new countries: what training validates and selects on
 
 
 def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from survey_sim.errors import ConfigError
+from survey_sim.evaluation.metrics import METRIC_REGISTRY, SELECTION_METRIC, VALIDATION_SPLITS
 from survey_sim.modeling.anchoring import fitted_groups
 from survey_sim.modeling.losses import get_loss
 from survey_sim.modeling.optim import SCHEDULES
@@ -74,6 +75,30 @@ def check_trainer(t: Mapping) -> None:
     precision = t.get("precision")
     if precision is not None and str(precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision!r} is not one of null (automatic), {', '.join(PRECISIONS)}")
+
+
+def check_selection(cfg: DictConfig) -> None:
+    """`trainer.selection` of a fine-tuning run: a monitor that validation logs (Lightning would only miss it at
+    the first validation, after training steps), a mode that keeps its better end, a patience >= 1 or null."""
+    sel = cfg.trainer.get("selection")
+    if sel is None:
+        return
+    mode, monitor = sel.get("mode"), str(sel.get("monitor"))
+    if mode not in ("min", "max"):
+        raise ConfigError(f"trainer.selection.mode must be 'min' or 'max', got {mode!r}")
+    splits = [s for s in VALIDATION_SPLITS if cfg.data.get(f"{s}_split")]
+    higher = {SELECTION_METRIC: True, **{f"{s}/loss": False for s in splits},
+              **{f"{s}/{name}": m.higher_is_better for s in splits for name, m in METRIC_REGISTRY.items()}}
+    if monitor not in higher:
+        raise ConfigError(f"trainer.selection.monitor={monitor!r} is not logged by validation (validation splits "
+                          f"loaded: {splits}); valid: {', '.join(higher)}")
+    if higher[monitor] is not None and (mode == "max") != higher[monitor]:
+        better = "higher" if higher[monitor] else "lower"
+        raise ConfigError(f"trainer.selection.mode={mode} would keep the worst {monitor} ({better} is better): "
+                          f"set trainer.selection.mode={'max' if higher[monitor] else 'min'}")
+    patience = sel.get("early_stopping_patience")
+    if patience is not None:
+        _int(patience, "trainer.selection.early_stopping_patience", minimum=1)
 
 
 def check_optim(optim: Mapping) -> None:
@@ -175,6 +200,8 @@ def check_run(cfg: DictConfig) -> None:
                               "(or drop model.device_map)")
         check_optim(cfg.optim)
         check_speed(cfg.speed)
+        if cfg.method.get("train"):
+            check_selection(cfg)
         get_loss(cfg.loss.name, **{k: v for k, v in cfg.loss.items() if k != "name"})  # the loss's options
         check_loss_order(cfg)
     anchor = cfg.get("anchor")

@@ -66,12 +66,9 @@ def selection_callbacks(t: DictConfig, out_dir: Path, *, validates: bool) -> lis
     callbacks = [ModelCheckpoint(dirpath=str(out_dir / "checkpoints"), filename=BEST_CHECKPOINT,
                                  auto_insert_metric_name=False, monitor=str(sel.monitor), mode=str(sel.mode),
                                  save_top_k=1, save_last=False, enable_version_counter=False)]
-    patience = sel.get("early_stopping_patience")
+    patience = sel.get("early_stopping_patience")  # checked by the preflight (check_selection)
     if patience is not None:
-        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
-            raise ConfigError(f"trainer.selection.early_stopping_patience must be a positive integer or null, "
-                              f"got {patience!r}")
-        callbacks.append(EarlyStopping(monitor=str(sel.monitor), mode=str(sel.mode), patience=patience))
+        callbacks.append(EarlyStopping(monitor=str(sel.monitor), mode=str(sel.mode), patience=int(patience)))
     return callbacks
 
 

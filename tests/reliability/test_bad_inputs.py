@@ -55,7 +55,6 @@ def test_unknown_key_is_refused_by_hydra():
 
 @pytest.mark.parametrize(("override", "match"), [
     ("loss.name=kld", r"unknown loss 'kld'; valid losses: \['ce', 'js'"),
-    ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
     ("method.name=fine_tune", r"unknown method 'fine_tune'; valid: zs, ft, .*prior"),
     ("logger.name=tensorboard", r"unknown logger 'tensorboard'; valid: wandb, csv"),
     ("eval_splits=[test-unseen-planet]", (r"evaluation split\(s\) \['test-unseen-planet'\] unknown; available: "
@@ -89,6 +88,15 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("loss.label_smoothing=1.5", r"loss 'kl': label_smoothing must be in \[0, 1\), got 1.5"),
     ("+loss.temperature=2", r"loss 'kl' has no option\(s\) \['temperature'\]; its options: \['label_smoothing'"),
     ("loss=wasserstein loss.cost=euclid", r"loss 'wasserstein': unknown cost 'euclid'; named costs: \['ordinal'"),
+    ("trainer.selection.monitor=val/jsdd", (r"trainer.selection.monitor='val/jsdd' is not logged by validation "
+                                            r"\(validation splits loaded: \['val'\]\); valid: selection/jsd, "
+                                            r"val/loss, val/jsd")),
+    ("trainer.selection.monitor=dev/jsd", r"monitor='dev/jsd' is not logged by validation \(validation splits loaded: \['val'\]"),
+    ("trainer.selection.mode=min", (r"trainer.selection.mode=min would keep the worst selection/jsd \(higher is "
+                                    r"better\): set trainer.selection.mode=max")),
+    ("trainer.selection.monitor=val/emd", r"mode=max would keep the worst val/emd \(lower is better\): set .*mode=min"),
+    ("trainer.selection.mode=maximum", r"trainer.selection.mode must be 'min' or 'max', got 'maximum'"),
+    ("trainer.selection.early_stopping_patience=0", r"early_stopping_patience must be an integer >= 1, got 0"),
 ])
 def test_training_settings(tmp_path, override, match):
     fails(tmp_path, "data=demo", *ZS, "method=ft", *override.split(), match=match)
