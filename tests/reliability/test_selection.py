@@ -73,6 +73,25 @@ def test_a_bad_last_step_does_not_reach_the_saved_adapter(tmp_path, monkeypatch,
     assert (tmp_path / "report" / "plots" / "validation_curves.png") in report.files
 
 
+def test_early_stopping_ends_training_after_patience_validations_without_improvement(tmp_path, monkeypatch):
+    """From step 5 on the adapter is scrambled after every step, so validations stop improving: with a patience
+    of 2 training stops two validations after the best one, before max_steps, and the best adapter is kept."""
+
+    def scramble_after_step_4(self, outputs, batch, batch_idx):
+        if self.global_step > 4:
+            with torch.no_grad():
+                for name, p in self.named_parameters():
+                    if "lora_B" in name:
+                        p.add_(torch.randn_like(p) * 50.0)
+
+    monkeypatch.setattr(SurveySimulator, "on_train_batch_end", scramble_after_step_4, raising=False)
+    metrics = run_in_process(tmp_path / "run", *SELECTED, "trainer.selection.early_stopping_patience=2")
+    steps = [v["step"] for v in metrics["validations"]]
+    best = max(metrics["validations"], key=lambda v: v[SELECTION_METRIC])
+    assert steps == list(range(2, best["step"] + 2 * 2 + 1, 2)) and steps[-1] < LAST_STEP
+    assert metrics["selection"]["step"] == best["step"]
+
+
 def _start(out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1"}
     log = open(out.with_suffix(".log"), "wb")  # noqa: SIM115 (closed with the process)
