@@ -91,7 +91,8 @@ def test_unknown_names_and_bad_values(tmp_path, override, match):
     ("trainer.selection.monitor=val/jsdd", (r"trainer.selection.monitor='val/jsdd' is not logged by validation "
                                             r"\(validation splits loaded: \['val'\]\); valid: selection/jsd, "
                                             r"val/loss, val/jsd")),
-    ("trainer.selection.monitor=dev/jsd", r"monitor='dev/jsd' is not logged by validation \(validation splits loaded: \['val'\]"),
+    ("trainer.selection.monitor=dev/jsd", (r"monitor='dev/jsd' is not logged by validation \(validation splits "
+                                           r"loaded: \['val'\]")),
     ("trainer.selection.mode=min", (r"trainer.selection.mode=min would keep the worst selection/jsd \(higher is "
                                     r"better\): set trainer.selection.mode=max")),
     ("trainer.selection.monitor=val/emd", r"mode=max would keep the worst val/emd \(lower is better\): set .*mode=min"),
