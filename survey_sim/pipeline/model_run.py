@@ -77,8 +77,8 @@ def build_anchor(cfg: DictConfig, splits: dict[str, list[SurveyItem]]) -> Anchor
         missing = sorted({FIT_SPLITS[group] for group in fitted_groups(a) if not splits.get(FIT_SPLITS[group])})
         if missing:
             raise ConfigError(f"anchor.fit=true fits the anchor's weights on {' and '.join(missing)}, which the "
-                              f"run does not load: set data.dev_split (e.g. dev) and data.val_split, or "
-                              f"anchor.fit=false")
+                              f"run does not load: set data.dev_split (e.g. dev) and data.val_split, leave its "
+                              f"group out of anchor.fit_groups, or set anchor.fit=false")
     return Anchor(str(a.base), str(a.rule), splits.get("train") or [], base_options=a.get("base_options") or {},
                   fit_model_scale=bool(a.get("fit_model_scale", True)))
 def steering_config(cfg: DictConfig) -> dict | None:

@@ -144,7 +144,8 @@ def test_a_group_left_out_of_fit_groups_keeps_its_training_parameters(tmp_path):
 
 
 def test_fitting_without_a_dev_split_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="anchor.fit=true fits the anchor's weights on dev.*data.dev_split"):
+    with pytest.raises(ConfigError, match="anchor.fit=true fits the anchor's weights on dev.*data.dev_split.*"
+                                          "anchor.fit_groups"):
         run_in_process(tmp_path / "run", *[o for o in ANCHORED if o != "data.dev_split=dev"])
 
 
